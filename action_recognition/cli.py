@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         description='Human action recognition with 4D-only video models.')
     parser.add_argument('-v', '--verbose', action='store_true', help='debug logging')
     sub = parser.add_subparsers(dest='command', metavar='COMMAND')
-    for name, (module, help_text) in COMMANDS.items():
+    for name, (_module, help_text) in COMMANDS.items():
         sub.add_parser(name, help=help_text, add_help=False)
     return parser
 

@@ -49,7 +49,7 @@ def to_temporal(x: Tensor, num_frames: int) -> Tensor:
 
 def from_temporal(x: Tensor, height: int, width: int) -> Tensor:
     """Temporal layout ``[B, C, T, H*W]`` -> frames ``[B*T, C, H, W]``."""
-    _, channels, num_frames, _ = x.shape
+    _, channels, _num_frames, _ = x.shape
     return x.permute(0, 2, 1, 3).reshape(-1, channels, height, width)
 
 
@@ -152,7 +152,7 @@ class Conv3dAs4d(nn.Module):
             y = F.conv2d(to_temporal(x, num_frames), weight, self.bias, stride=(st, 1),
                          padding=(pt, 0), dilation=(dt, 1), groups=self.groups)
             return from_temporal(y, height, width)
-        batch_frames, channels, height, width = x.shape
+        _batch_frames, channels, height, width = x.shape
         xt = to_temporal(x, num_frames)  # [B, C, T, HW]
         if pt:
             xt = F.pad(xt, (0, 0, pt, pt))

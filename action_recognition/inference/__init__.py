@@ -1,0 +1,1 @@
+"""The inference runtime (no ROS): clip sampling, preprocessing, backends and the recogniser."""
