@@ -92,7 +92,8 @@ def model_rows(names: list[str] | None = None, *, ablations: bool = True) -> lis
         from action_recognition.models import ctnet
 
         for label, (options, reference) in getattr(ctnet, 'ABLATION_REFERENCES', {}).items():
-            rows.append(_row('ct_net_r50', label, reference, True, 'ctnet', options))
+            rows.append(_row('ct_net_r50', f'ct_net_r50 ({label})', reference, True, 'ctnet',
+                             options))
     return rows
 
 
