@@ -1,0 +1,510 @@
+"""``action-recognition bench``: models x backends x clip sizes, side by side in one process.
+
+For every combination (random weights; speed does not depend on them) it measures, at each
+thread count asked for (default: all cores, then one):
+
+- latency per clip (batch 1): p50 and p90 of ``--repeats`` timed runs after ``--warmup``;
+- clips/s (``1 / p50``) and achieved GMAC/s (the model's MACs per clip / p50), and that as a
+  share of the machine's fp32 peak, measured in the same run with a large matrix multiply;
+- frames/s sustained in streaming mode: the recogniser fed a stream with a new window every
+  ``--hop`` frames (for ``torch-stream`` the 2D-Net runs once per frame and its features are
+  cached; the others recompute every window);
+- peak resident memory of the process while the combination ran;
+- for reduced precisions (``onnxruntime-int8``, ``onnxruntime-fp16``, ``torch-bf16``): max abs
+  logit difference and top-1 agreement with fp32 on synthetic clips, and the accuracy change
+  when a checkpoint trained on the synthetic benchmark is given (``--checkpoint NAME=PATH``).
+
+Backends: ``torch`` (eager fp32), ``torch-bf16`` (eager, bfloat16 autocast; CPUs with bf16
+support), ``torch-stream`` (streaming ECO-Lite), ``onnxruntime`` (fp32), ``onnxruntime-int8``
+(static QDQ), ``onnxruntime-fp16``. The machine (CPU model, cores, bf16/VNNI/AMX flags) and the
+load average before and after are part of the output: other work on the machine distorts
+multi-threaded figures badly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+from dataclasses import asdict
+from dataclasses import dataclass
+from dataclasses import field
+import json
+import logging
+import os
+from pathlib import Path
+import platform
+import statistics
+import tempfile
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from action_recognition.spec import ModelSpec
+
+__all__ = [
+    'BenchRow', 'BenchResult', 'machine_info', 'measure_peak_gmacs', 'run_bench',
+    'format_table', 'plot', 'add_arguments', 'run', 'BACKENDS',
+]
+
+LOGGER = logging.getLogger(__name__)
+
+BACKENDS = ('torch', 'torch-bf16', 'torch-stream', 'onnxruntime', 'onnxruntime-int8',
+            'onnxruntime-fp16')
+DEFAULT_MODELS = ('eco_lite_add', 'eco_lite_conv3d_5d')
+DEFAULT_BACKENDS = ('torch', 'torch-stream', 'onnxruntime', 'onnxruntime-int8', 'torch-bf16')
+
+
+@dataclass
+class BenchRow:
+    """One model x backend x clip size x thread count."""
+
+    model: str
+    backend: str
+    frames: int
+    size: int
+    threads: int
+    four_d_only: bool
+    gmac_per_clip: float
+    latency_p50_ms: float | None = None
+    latency_p90_ms: float | None = None
+    clips_per_s: float | None = None
+    gmacs_per_s: float | None = None
+    peak_fraction: float | None = None
+    stream_fps: float | None = None
+    stream_hop: int = 4
+    peak_rss_mb: float | None = None
+    max_abs_diff_vs_fp32: float | None = None
+    top1_agreement_vs_fp32: float | None = None
+    accuracy_fp32: float | None = None
+    accuracy: float | None = None
+    note: str = ''
+
+
+@dataclass
+class BenchResult:
+    machine: dict[str, Any]
+    peak_gmacs: dict[str, float]
+    load_before: tuple[float, float, float]
+    load_after: tuple[float, float, float]
+    rows: list[BenchRow] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {'machine': self.machine, 'peak_gmacs': self.peak_gmacs,
+                'load_before': list(self.load_before), 'load_after': list(self.load_after),
+                'seconds': self.seconds, 'rows': [asdict(r) for r in self.rows]}
+
+
+# ---------------------------------------------------------------------------------------------
+# Machine
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            if line.startswith('flags'):
+                return set(line.split(':', 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU model, cores, relevant ISA flags, library versions."""
+    import onnxruntime as ort
+
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            if line.startswith('model name'):
+                name = line.split(':', 1)[1].strip()
+                break
+    except OSError:
+        pass
+    flags = _cpu_flags()
+    isa = sorted(f for f in flags if f in {
+        'avx2', 'fma', 'avx512f', 'avx512_vnni', 'avx_vnni', 'avx512_bf16', 'amx_bf16',
+        'amx_int8', 'avx512_fp16', 'asimd', 'sve'})
+    memory_gb = None
+    try:
+        for line in Path('/proc/meminfo').read_text().splitlines():
+            if line.startswith('MemTotal'):
+                memory_gb = round(int(line.split()[1]) / 1e6, 1)
+    except OSError:
+        pass
+    return {
+        'cpu': name, 'cores': os.cpu_count(), 'isa': isa, 'memory_gb': memory_gb,
+        'gpu': torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        'torch': torch.__version__, 'onnxruntime': ort.__version__,
+        'platform': platform.platform(),
+    }
+
+
+def has_bf16() -> bool:
+    flags = _cpu_flags()
+    return bool(flags & {'avx512_bf16', 'amx_bf16'}) or torch.cuda.is_available()
+
+
+def measure_peak_gmacs(threads: int, *, size: int = 2048, repeats: int = 5) -> float:
+    """fp32 GMAC/s of a large square matrix multiply at ``threads`` threads (best of runs)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        a = torch.randn(size, size)
+        b = torch.randn(size, size)
+        torch.mm(a, b)
+        best = float('inf')
+        for _ in range(repeats):
+            start = time.perf_counter()
+            torch.mm(a, b)
+            best = min(best, time.perf_counter() - start)
+        return size ** 3 / best / 1e9
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _reset_peak_rss() -> None:
+    with contextlib.suppress(OSError):
+        Path('/proc/self/clear_refs').write_text('5')
+
+
+def _peak_rss_mb() -> float | None:
+    try:
+        for line in Path('/proc/self/status').read_text().splitlines():
+            if line.startswith('VmHWM'):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Measuring
+
+
+def _spec_for(model: str, frames: int, size: int, num_classes: int) -> ModelSpec:
+    from action_recognition.training.synth import CLASSES
+
+    labels = CLASSES if num_classes == len(CLASSES) else ()
+    return ModelSpec(model=model, num_classes=num_classes, num_frames=frames, labels=labels,
+                     input_size=(size, size), resize_short=size)
+
+
+def _time_runs(fn: Any, warmup: int, repeats: int) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+class _Bf16Backend:
+    """Torch eager with bfloat16 weights and activations (uint8 in, float32 logits out)."""
+
+    def __init__(self, model: nn.Module, spec: ModelSpec) -> None:
+        from action_recognition.inference.backends import check_frames
+        from action_recognition.inference.backends import DeployedModel
+
+        self._check = check_frames
+        self.module = DeployedModel(copy.deepcopy(model), spec).eval().to(torch.bfloat16)
+        self.spec = spec
+        self.device = 'cpu'
+        self.name = 'torch-bf16'
+
+    @torch.inference_mode()
+    def infer(self, frames: Any) -> np.ndarray:
+        self._check(frames, self.spec)
+        tensor = torch.from_numpy(np.ascontiguousarray(frames)) \
+            if isinstance(frames, np.ndarray) else frames
+        return self.module(tensor).float().numpy()
+
+    def close(self) -> None:
+        pass
+
+
+def _make_backend(name: str, model: nn.Module, spec: ModelSpec, threads: int, workdir: Path,
+                  exports: dict[str, Path], calibration_clips: int) -> Any:
+    from action_recognition.inference.backends import OnnxRuntimeBackend
+    from action_recognition.inference.backends import TorchBackend
+    from action_recognition.inference.export import export_onnx
+    from action_recognition.inference.streaming import StreamingEcoBackend
+
+    if name == 'torch':
+        return TorchBackend(model, spec)
+    if name == 'torch-bf16':
+        if not has_bf16():
+            raise RuntimeError('this CPU has no bf16 support (avx512_bf16/amx_bf16)')
+        return _Bf16Backend(model, spec)
+    if name == 'torch-stream':
+        return StreamingEcoBackend(model, spec)
+    if name.startswith('onnxruntime'):
+        precision = name.split('-', 1)[1] if '-' in name else 'fp32'
+        if precision not in exports:
+            path = workdir / f'{spec.model}_{spec.num_frames}x{spec.input_size[0]}_' \
+                             f'{precision}.onnx'
+            export_onnx(model, spec, path, allow_5d=True, fp16=precision == 'fp16',
+                        int8=precision == 'int8', calibration_clips=calibration_clips,
+                        eval_clips=0 if precision == 'fp32' else 11)
+            exports[precision] = path
+        return OnnxRuntimeBackend(exports[precision], providers=['CPUExecutionProvider'],
+                                  threads=threads)
+    raise ValueError(f'unknown backend {name!r}; choose from {", ".join(BACKENDS)}')
+
+
+def _stream_fps(backend: Any, spec: ModelSpec, hop: int, windows: int) -> float:
+    """Frames/s of the recogniser over a stream giving ``windows`` clips every ``hop`` frames."""
+    from action_recognition.inference.recognizer import Recognizer
+
+    recognizer = Recognizer(backend, hop=hop, hysteresis=None)
+    rng = np.random.default_rng(0)
+    height, width = spec.input_size
+    pool = rng.integers(0, 256, (8, height, width, 3), dtype=np.uint8)
+    for i in range(spec.clip_span):  # fill the buffer (and the feature cache)
+        recognizer.push(pool[i % len(pool)], i / 30)
+    count = hop * windows
+    start = time.perf_counter()
+    for i in range(spec.clip_span, spec.clip_span + count):
+        recognizer.push(pool[i % len(pool)], i / 30)
+    elapsed = time.perf_counter() - start
+    if recognizer.clips_run != windows + 1:
+        raise RuntimeError(f'streaming ran {recognizer.clips_run} clips, expected {windows + 1}')
+    return count / elapsed
+
+
+def _agreement(backend: Any, reference: Any, spec: ModelSpec, clips: np.ndarray,
+               labels: np.ndarray | None, row: BenchRow) -> None:
+    got = np.concatenate([backend.infer(c) for c in clips])
+    ref = np.concatenate([reference.infer(c) for c in clips])
+    row.max_abs_diff_vs_fp32 = float(np.abs(got - ref).max())
+    row.top1_agreement_vs_fp32 = float((got.argmax(1) == ref.argmax(1)).mean())
+    if labels is not None:
+        row.accuracy_fp32 = float((ref.argmax(1) == labels).mean())
+        row.accuracy = float((got.argmax(1) == labels).mean())
+
+
+def run_bench(*, models: list[str], backends: list[str], frames: list[int], sizes: list[int],
+              threads: list[int], repeats: int = 5, warmup: int = 2, hop: int = 4,
+              stream_windows: int = 3, num_classes: int = 11, calibration_clips: int = 8,
+              eval_clips: int = 11, checkpoints: dict[str, str] | None = None,
+              progress: bool = True) -> BenchResult:
+    """Measure every combination; see the module docstring."""
+    from tqdm import tqdm
+
+    from action_recognition.inference.backends import load_checkpoint
+    from action_recognition.inference.backends import TorchBackend
+    from action_recognition.inference.export import synthetic_clips
+    from action_recognition.models import create_model
+    from action_recognition.models import model_info
+    from action_recognition.models.analysis import count_macs
+
+    start = time.perf_counter()
+    checkpoints = checkpoints or {}
+    infos = {name: model_info(name) for name in models}  # unknown names fail here, early
+    unknown = sorted(set(backends) - set(BACKENDS))
+    if unknown:
+        raise ValueError(f'unknown backends {unknown}; choose from {", ".join(BACKENDS)}')
+    load_before = os.getloadavg()
+    peak = {str(t): measure_peak_gmacs(t) for t in threads}
+    result = BenchResult(machine=machine_info(), peak_gmacs=peak, load_before=load_before,
+                         load_after=load_before)
+    combos = [(m, f, s) for m in models for f in frames for s in sizes]
+    bar = tqdm(total=len(combos) * len(backends) * len(threads), disable=not progress,
+               desc='bench', unit='run')
+    with tempfile.TemporaryDirectory(prefix='ar_bench_') as tmp:
+        for model_name, num_frames, size in combos:
+            info = infos[model_name]
+            torch.manual_seed(0)
+            if model_name in checkpoints:
+                model, spec = load_checkpoint(checkpoints[model_name])
+                num_frames, size = spec.num_frames, spec.input_size[0]
+            else:
+                spec = _spec_for(model_name, num_frames, size, num_classes)
+                model = create_model(model_name, num_classes=spec.num_classes,
+                                     num_frames=num_frames)
+            model.eval()
+            example = torch.zeros(num_frames, 3, size, size)
+            gmac = count_macs(model, example) / 1e9
+            exports: dict[str, Path] = {}
+            reference = TorchBackend(model, spec)
+            clips, labels = synthetic_clips(spec, eval_clips, seed=123) if eval_clips else (
+                np.zeros((0,)), None)
+            if model_name not in checkpoints:
+                labels = None  # the accuracy of random weights means nothing
+            clips = clips.reshape(-1, num_frames, 3, size, size)
+            for backend_name in backends:
+                for thread_count in threads:
+                    bar.set_postfix_str(f'{model_name} {backend_name} {num_frames}x{size} '
+                                        f'{thread_count}t')
+                    row = BenchRow(model=model_name, backend=backend_name, frames=num_frames,
+                                   size=size, threads=thread_count,
+                                   four_d_only=info.four_d_only, gmac_per_clip=gmac,
+                                   stream_hop=hop)
+                    result.rows.append(row)
+                    torch.set_num_threads(thread_count)
+                    try:
+                        backend = _make_backend(backend_name, model, spec, thread_count,
+                                                Path(tmp), exports, calibration_clips)
+                        _reset_peak_rss()
+                        clip = np.random.default_rng(0).integers(
+                            0, 256, (num_frames, 3, size, size), dtype=np.uint8)
+                        times = _time_runs(lambda b=backend, c=clip: b.infer(c), warmup,
+                                           repeats)
+                        p50 = statistics.median(times)
+                        row.latency_p50_ms = p50 * 1e3
+                        row.latency_p90_ms = float(np.percentile(times, 90)) * 1e3
+                        row.clips_per_s = 1.0 / p50
+                        row.gmacs_per_s = gmac / p50
+                        row.peak_fraction = row.gmacs_per_s / peak[str(thread_count)]
+                        if stream_windows:
+                            row.stream_fps = _stream_fps(backend, spec, hop, stream_windows)
+                        row.peak_rss_mb = _peak_rss_mb()
+                        if backend_name in ('torch-bf16', 'onnxruntime-int8',
+                                            'onnxruntime-fp16') and len(clips):
+                            _agreement(backend, reference, spec, clips, labels, row)
+                        backend.close()
+                    except Exception as error:
+                        row.note = f'skipped: {str(error).splitlines()[0][:160]}'
+                        LOGGER.warning('%s on %s: %s', model_name, backend_name, row.note)
+                    bar.update(1)
+    bar.close()
+    torch.set_num_threads(max(threads))
+    result.load_after = os.getloadavg()
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Output
+
+
+def _f(value: float | None, digits: int = 1) -> str:
+    return '-' if value is None else f'{value:.{digits}f}'
+
+
+def format_table(result: BenchResult) -> str:
+    machine = result.machine
+    lines = [
+        f'machine: {machine["cpu"]}, {machine["cores"]} cores, {machine["memory_gb"]} GB, '
+        f'ISA {" ".join(machine["isa"])}; torch {machine["torch"]}, onnxruntime '
+        f'{machine["onnxruntime"]}',
+        'load average (1/5/15 min) before: {:.2f} {:.2f} {:.2f}, after: {:.2f} {:.2f} {:.2f}'
+        .format(*result.load_before, *result.load_after),
+        'fp32 peak (2048^3 matmul): ' + ', '.join(
+            f'{t} thread{"s" if t != "1" else ""}: {g:.1f} GMAC/s'
+            for t, g in result.peak_gmacs.items()),
+        '',
+    ]
+    header = ('| model | backend | T x S | thr | GMAC | p50 ms | p90 ms | clips/s | GMAC/s | '
+              '% peak | stream fps (hop) | peak RSS MB | vs fp32: top-1 agree / max diff | '
+              'synthetic acc fp32 -> this |')
+    lines += [header, '|' + '---|' * (header.count('|') - 1)]
+    for r in result.rows:
+        if r.note:
+            lines.append(f'| {r.model} | {r.backend} | {r.frames}x{r.size} | {r.threads} | '
+                         f'{r.gmac_per_clip:.1f} | {r.note} |' + ' |' * 9)
+            continue
+        agree = '-' if r.top1_agreement_vs_fp32 is None else \
+            f'{r.top1_agreement_vs_fp32:.0%} / {r.max_abs_diff_vs_fp32:.3g}'
+        acc = '-' if r.accuracy is None or r.accuracy_fp32 is None else \
+            f'{r.accuracy_fp32:.0%} -> {r.accuracy:.0%}'
+        stream = '-' if r.stream_fps is None else f'{r.stream_fps:.1f} ({r.stream_hop})'
+        lines.append(
+            f'| {r.model} | {r.backend} | {r.frames}x{r.size} | {r.threads} | '
+            f'{r.gmac_per_clip:.1f} | {_f(r.latency_p50_ms)} | {_f(r.latency_p90_ms)} | '
+            f'{_f(r.clips_per_s, 2)} | {_f(r.gmacs_per_s)} | '
+            f'{_f(None if r.peak_fraction is None else r.peak_fraction * 100, 0)} | {stream} | '
+            f'{_f(r.peak_rss_mb, 0)} | {agree} | {acc} |')
+    lines.append(f'\n{len(result.rows)} runs in {result.seconds:.0f} s')
+    return '\n'.join(lines)
+
+
+def plot(result: BenchResult, path: str | os.PathLike[str]) -> None:
+    """A bar chart of clips/s per model and backend (one panel per thread count)."""
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    thread_counts = sorted({r.threads for r in result.rows}, reverse=True)
+    most = max((sum(r.threads == t for r in result.rows) for t in thread_counts), default=1)
+    fig, axes = plt.subplots(1, len(thread_counts),
+                             figsize=(7 * len(thread_counts), 1.5 + 0.3 * most), squeeze=False)
+    for ax, threads in zip(axes[0], thread_counts, strict=True):
+        rows = [r for r in result.rows if r.threads == threads and r.clips_per_s]
+        labels = [f'{r.model} / {r.backend} / {r.frames}x{r.size}' for r in rows]
+        ax.barh(range(len(rows)), [r.clips_per_s or 0.0 for r in rows])
+        ax.set_yticks(range(len(rows)), labels, fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlabel('clips/s (batch 1, higher is better)')
+        ax.set_title(f'{threads} thread{"s" if threads != 1 else ""}')
+    fig.suptitle(f'{result.machine["cpu"]} (load {result.load_before[0]:.1f})', fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--models', nargs='+', default=list(DEFAULT_MODELS),
+                        help='registry names')
+    parser.add_argument('--backends', nargs='+', default=list(DEFAULT_BACKENDS),
+                        choices=BACKENDS, help='backends to compare')
+    parser.add_argument('--frames', type=int, nargs='+', default=[16], help='clip lengths T')
+    parser.add_argument('--size', type=int, nargs='+', default=[224], help='input sizes S')
+    parser.add_argument('--threads', type=int, nargs='+',
+                        default=sorted({os.cpu_count() or 1, 1}, reverse=True),
+                        help='thread counts (default: all cores, then 1)')
+    parser.add_argument('--repeats', type=int, default=5, help='timed runs per combination')
+    parser.add_argument('--warmup', type=int, default=2, help='untimed runs first')
+    parser.add_argument('--hop', type=int, default=4, help='new window every HOP frames')
+    parser.add_argument('--stream-windows', type=int, default=3,
+                        help='windows timed in streaming mode (0: skip)')
+    parser.add_argument('--num-classes', type=int, default=11, help='outputs of the models')
+    parser.add_argument('--calibration-clips', type=int, default=8,
+                        help='synthetic calibration clips for int8')
+    parser.add_argument('--eval-clips', type=int, default=11,
+                        help='synthetic clips for the reduced-precision comparison')
+    parser.add_argument('--checkpoint', action='append', default=[], metavar='NAME=PATH',
+                        help='trained weights for a model (accuracy on synthetic clips)')
+    parser.add_argument('--json', type=Path, help='write the results as JSON')
+    parser.add_argument('--plot', type=Path, help='write a PNG chart')
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+
+
+def run(args: argparse.Namespace) -> int:
+    checkpoints = {}
+    for item in args.checkpoint:
+        name, sep, path = item.partition('=')
+        if not sep:
+            print(f'error: --checkpoint expects NAME=PATH, got {item!r}')
+            return 2
+        checkpoints[name] = path
+    try:
+        result = run_bench(
+            models=args.models, backends=args.backends, frames=args.frames, sizes=args.size,
+            threads=args.threads, repeats=args.repeats, warmup=args.warmup, hop=args.hop,
+            stream_windows=args.stream_windows, num_classes=args.num_classes,
+            calibration_clips=args.calibration_clips, eval_clips=args.eval_clips,
+            checkpoints=checkpoints, progress=not args.no_progress)
+    except (KeyError, ValueError) as error:
+        print(f'error: {error.args[0] if error.args else error}')
+        return 1
+    print(format_table(result))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result.to_dict(), indent=2))
+        print(f'wrote {args.json}')
+    if args.plot is not None:
+        plot(result, args.plot)
+        print(f'wrote {args.plot}')
+    return 0

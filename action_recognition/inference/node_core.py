@@ -1,0 +1,722 @@
+"""The ROS-free core of ``action_recognition_node``: parameters, frames in, results out.
+
+The ROS node (``ros/node.py``, the only module that imports rclpy) is a thin shell around
+:class:`NodeCore`:
+
+- :data:`PARAMETERS` declares every node parameter once (type, default, description, range or
+  choices, and when a change takes effect: at run time, by reloading the model on the worker,
+  or only at start-up). :func:`parse_parameters` and :meth:`NodeCore.set_parameters` validate
+  values and give a reason for every refusal.
+- The subscription callback calls :meth:`NodeCore.on_image_msg` (or ``on_compressed_msg``): it
+  converts the message with numpy and pushes the frame into the recogniser's clip buffer; a bad
+  frame is counted and logged (throttled). Nothing else runs in the callback.
+- :class:`InferenceWorker` runs :meth:`NodeCore.step` on its own thread: a pending model reload
+  first, then the latest due clip only (a clip superseded before it ran is dropped and counted by
+  the recogniser; no queue builds up). In ``inference_rate_hz`` mode the latest clip runs at that
+  rate instead of every ``hop`` frames.
+- :meth:`NodeCore.diagnostics` summarises input rate, inference rate, latency p50/p99, dropped
+  frames and clips, backend and device, with WARN when the input stops or inference falls behind
+  and ERROR on inference errors or a failed model reload.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections import deque
+from collections.abc import Callable
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import fields
+from dataclasses import replace
+import json
+import logging
+import os
+from pathlib import Path
+import re
+import threading
+import time
+from typing import Any
+from typing import Literal
+
+import numpy as np
+
+from action_recognition.inference.images import compressed_msg_to_rgb
+from action_recognition.inference.images import image_msg_to_rgb
+from action_recognition.inference.images import ImageDecodeError
+from action_recognition.inference.sinks import annotate
+from action_recognition.inference.sinks import RecognitionRecord
+from action_recognition.inference.sinks import StampLedger
+
+__all__ = [
+    'ParameterDefinition', 'PARAMETERS', 'NodeParameters', 'ParameterError', 'parse_parameters',
+    'validate_value', 'NodeCore', 'NodeResult', 'DiagnosticsReport', 'InferenceWorker',
+    'load_labels', 'OK', 'WARN', 'ERROR',
+]
+
+LOGGER = logging.getLogger('action_recognition.node')
+
+OK, WARN, ERROR = 0, 1, 2
+
+Applies = Literal['runtime', 'reload', 'startup']
+ParameterValue = bool | int | float | str
+
+
+@dataclass(frozen=True)
+class ParameterDefinition:
+    """One node parameter.
+
+    Attributes:
+        name: parameter name.
+        default: default value; its Python type is the parameter's type.
+        description: shown by ``ros2 param describe``.
+        minimum, maximum: inclusive range of a number.
+        choices: allowed values of a string.
+        applies: ``'runtime'`` (takes effect at once), ``'reload'`` (reloads the model on the
+            worker) or ``'startup'`` (read-only once the node runs).
+    """
+
+    name: str
+    default: ParameterValue
+    description: str
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+    applies: Applies = 'runtime'
+
+    @property
+    def type(self) -> type:
+        return type(self.default)
+
+
+PARAMETERS: tuple[ParameterDefinition, ...] = (
+    ParameterDefinition('model_path', '', 'Model file (.onnx or .pt checkpoint); empty: the '
+                        'shipped default model. A change reloads the model.', applies='reload'),
+    ParameterDefinition('labels_path', '', 'Optional label file (one label per line, or a JSON '
+                        'list) for a model without labels; labels stored in the model win.',
+                        applies='reload'),
+    ParameterDefinition('backend', 'auto', 'Inference backend; auto: from the model file.',
+                        choices=('auto', 'torch', 'onnxruntime'), applies='reload'),
+    ParameterDefinition('device', 'cpu', "'cpu' or 'cuda[:N]' (ONNX Runtime on cuda tries "
+                        'TensorRT, then CUDA, then CPU).', applies='reload'),
+    ParameterDefinition('half', False, 'fp16 inference (torch backend on CUDA only).',
+                        applies='reload'),
+    ParameterDefinition('threads', 0, 'CPU threads for inference; 0: the library default.',
+                        minimum=0, maximum=256, applies='reload'),
+    ParameterDefinition('clip_length', 0, "Frames per clip; 0: the model's. Must match the "
+                        'model (start-up fails otherwise).', minimum=0, maximum=1024,
+                        applies='startup'),
+    ParameterDefinition('frame_stride', 0, 'Source frames between sampled frames; 0: the '
+                        "model's. Must match the model.", minimum=0, maximum=256,
+                        applies='startup'),
+    ParameterDefinition('input_size', 0, "Network input side in pixels; 0: the model's. Must "
+                        'match the model.', minimum=0, maximum=4096, applies='startup'),
+    ParameterDefinition('hop', 4, 'Run a new window every hop frames (ignored when '
+                        'inference_rate_hz > 0).', minimum=1, maximum=10000),
+    ParameterDefinition('inference_rate_hz', 0.0, 'Run the latest window at this rate instead '
+                        'of every hop frames; 0: use hop.', minimum=0.0, maximum=1000.0),
+    ParameterDefinition('score_threshold', 0.3, 'Labels scoring below this are left out of '
+                        '~/actions.', minimum=0.0, maximum=1.0),
+    ParameterDefinition('top_k', 5, 'Most labels published per window.', minimum=1,
+                        maximum=1000),
+    ParameterDefinition('smoothing', 'ema', 'Temporal smoothing of scores over windows.',
+                        choices=('none', 'mean', 'ema')),
+    ParameterDefinition('enabled', True, 'Process images; false: drop them (diagnostics keep '
+                        'running).'),
+    ParameterDefinition('max_gap_s', 1.0, 'A larger gap between image stamps restarts the clip '
+                        'buffer.', minimum=0.001, maximum=3600.0, applies='reload'),
+    ParameterDefinition('stale_input_s', 2.0, 'Diagnostics WARN when no image arrived for this '
+                        'long.', minimum=0.01, maximum=3600.0),
+    ParameterDefinition('image_transport', 'raw', "'raw': subscribe to image "
+                        "(sensor_msgs/Image); 'compressed': to image/compressed.",
+                        choices=('raw', 'compressed'), applies='startup'),
+    ParameterDefinition('qos_reliability', 'best_effort', 'Reliability of the image '
+                        'subscription (best_effort matches the sensor-data profile).',
+                        choices=('best_effort', 'reliable'), applies='startup'),
+    ParameterDefinition('qos_depth', 2, 'History depth of the image subscription.', minimum=1,
+                        maximum=100, applies='startup'),
+    ParameterDefinition('diagnostics_period_s', 1.0, 'Period of /diagnostics messages.',
+                        minimum=0.05, maximum=60.0, applies='startup'),
+)
+
+_BY_NAME = {definition.name: definition for definition in PARAMETERS}
+_DEVICE = re.compile(r'^(cpu|cuda(:\d+)?)$')
+
+
+class ParameterError(ValueError):
+    """Parameter values that were refused; the message gives every reason."""
+
+
+@dataclass(frozen=True)
+class NodeParameters:
+    """The node's parameters, validated (see :data:`PARAMETERS` for their meaning)."""
+
+    model_path: str = ''
+    labels_path: str = ''
+    backend: str = 'auto'
+    device: str = 'cpu'
+    half: bool = False
+    threads: int = 0
+    clip_length: int = 0
+    frame_stride: int = 0
+    input_size: int = 0
+    hop: int = 4
+    inference_rate_hz: float = 0.0
+    score_threshold: float = 0.3
+    top_k: int = 5
+    smoothing: str = 'ema'
+    enabled: bool = True
+    max_gap_s: float = 1.0
+    stale_input_s: float = 2.0
+    image_transport: str = 'raw'
+    qos_reliability: str = 'best_effort'
+    qos_depth: int = 2
+    diagnostics_period_s: float = 1.0
+
+
+def validate_value(name: str, value: Any) -> tuple[ParameterValue | None, str | None]:
+    """``(value converted to the parameter's type, None)`` or ``(None, reason)``."""
+    definition = _BY_NAME.get(name)
+    if definition is None:
+        return None, f'unknown parameter {name!r}'
+    kind = definition.type
+    if kind is bool:
+        if not isinstance(value, (bool, np.bool_)):
+            return None, f'{name} must be a bool, got {value!r}'
+        return bool(value), None
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            return None, f'{name} must be an integer, got {value!r}'
+        converted: ParameterValue = int(value)
+    elif kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+            return None, f'{name} must be a number, got {value!r}'
+        converted = float(value)
+        if not np.isfinite(converted):
+            return None, f'{name} must be finite, got {value!r}'
+    else:
+        if not isinstance(value, str):
+            return None, f'{name} must be a string, got {value!r}'
+        converted = value.strip()
+        if definition.choices and converted not in definition.choices:
+            return None, f'{name} must be one of {list(definition.choices)}, got {value!r}'
+        if name == 'device' and not _DEVICE.match(converted):
+            return None, f"device must be 'cpu', 'cuda' or 'cuda:N', got {value!r}"
+        return converted, None
+    assert not isinstance(converted, str)
+    if definition.minimum is not None and converted < definition.minimum:
+        return None, f'{name} must be >= {definition.minimum}, got {value!r}'
+    if definition.maximum is not None and converted > definition.maximum:
+        return None, f'{name} must be <= {definition.maximum}, got {value!r}'
+    return converted, None
+
+
+def parse_parameters(values: Mapping[str, Any], *,
+                     base: NodeParameters | None = None) -> NodeParameters:
+    """Validated :class:`NodeParameters` from ``values`` (others from ``base`` or defaults).
+
+    Raises :class:`ParameterError` listing every refused value.
+    """
+    problems = []
+    updates: dict[str, ParameterValue] = {}
+    for name, value in values.items():
+        converted, reason = validate_value(name, value)
+        if reason is not None:
+            problems.append(reason)
+        else:
+            assert converted is not None
+            updates[name] = converted
+    params = replace(base or NodeParameters(), **updates)  # type: ignore[arg-type]
+    if params.half and not params.device.startswith('cuda'):
+        problems.append('half=true needs a CUDA device')
+    if params.half and params.backend == 'onnxruntime':
+        problems.append('half=true applies to the torch backend (export an fp16 ONNX model '
+                        'instead)')
+    if problems:
+        raise ParameterError('; '.join(problems))
+    return params
+
+
+def load_labels(path: str | os.PathLike[str]) -> list[str]:
+    """Labels from a file: a JSON list, or one label per line (blank lines and ``#`` skipped)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f'labels file {path} does not exist')
+    text = path.read_text(encoding='utf-8')
+    if text.lstrip().startswith('['):
+        data = json.loads(text)
+        if not isinstance(data, list) or not all(isinstance(x, str) for x in data):
+            raise ValueError(f'labels file {path}: expected a JSON list of strings')
+        return [str(x) for x in data]
+    return [line.strip() for line in text.splitlines()
+            if line.strip() and not line.lstrip().startswith('#')]
+
+
+@dataclass
+class NodeResult:
+    """One recognition, ready to publish.
+
+    Attributes:
+        record: frame index, exact stamp (ns), frame_id and top-k ``(label, score)`` pairs.
+        events: started/ended events as ``'started:<label>'`` strings.
+        latency_s: seconds from the clip's last frame arriving to the result.
+    """
+
+    record: RecognitionRecord
+    events: list[str]
+    latency_s: float
+
+
+@dataclass
+class DiagnosticsReport:
+    """What ``/diagnostics`` says: level (0 OK, 1 WARN, 2 ERROR), message, key/values."""
+
+    level: int
+    message: str
+    values: dict[str, str]
+
+
+class _Throttle:
+    def __init__(self, logger: logging.Logger, period_s: float = 5.0) -> None:
+        self.logger = logger
+        self.period_s = period_s
+        self._last: dict[str, float] = {}
+        self._suppressed: Counter[str] = Counter()
+
+    def warning(self, key: str, message: str) -> None:
+        now = time.monotonic()
+        if key in self._last and now - self._last[key] < self.period_s:
+            self._suppressed[key] += 1
+            return
+        suppressed = self._suppressed.pop(key, 0)
+        self.logger.warning(message + (f' ({suppressed} similar suppressed)' if suppressed
+                                       else ''))
+        self._last[key] = now
+
+
+@dataclass
+class _Model:
+    backend: Any
+    recognizer: Any
+    path: Path
+    labels: tuple[str, ...]
+
+
+def _percentile(values: Any, q: float) -> float:
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if len(values) else 0.0
+
+
+class NodeCore:
+    """Frames in, recognitions out, parameters validated, diagnostics kept (no ROS).
+
+    Args:
+        params: validated parameters (:func:`parse_parameters`).
+        clock: monotonic seconds (injected by tests).
+        load: ``load_backend``-like callable (injected by tests).
+
+    Raises :class:`~action_recognition.inference.backends.ModelLoadError` at construction when
+    the model is missing or incompatible with the parameters (start-up fails fast).
+    """
+
+    def __init__(self, params: NodeParameters, *, logger: logging.Logger | None = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 load: Callable[..., Any] | None = None) -> None:
+        self.logger = logger or LOGGER
+        self.clock = clock
+        self._load_fn = load
+        self.params = params
+        self._lock = threading.Lock()
+        self._throttle = _Throttle(self.logger)
+        self.model = self._load_model(params)
+        self._ledger = StampLedger(capacity=max(1024, 4 * self.model.recognizer.buffer.capacity))
+        self._pending_reload: NodeParameters | None = None
+        self.reload_error: str | None = None
+        self.reloads = 0
+        self.wake = threading.Event()
+        # statistics
+        self.frames_received = 0
+        self.frames_undecodable: Counter[str] = Counter()
+        self.frames_disabled = 0
+        self.recognitions = 0
+        self._frame_times: deque[float] = deque(maxlen=1000)
+        self._result_times: deque[float] = deque(maxlen=1000)
+        self._latencies: deque[float] = deque(maxlen=500)
+        self._last_frame_time: float | None = None
+        self._last_run_time: float | None = None
+        self._started = clock()
+        self._previous: dict[str, int] = {}
+        self._latest_frame: np.ndarray | None = None
+        self._retired: dict[str, int] = {'frames_dropped': 0, 'clips_dropped': 0, 'errors': 0,
+                                         'clips_run': 0}
+
+    # -- model --------------------------------------------------------------------------------
+
+    def _load_model(self, params: NodeParameters) -> _Model:
+        from action_recognition.inference.backends import load_backend
+        from action_recognition.inference.backends import ModelLoadError
+        from action_recognition.inference.runner import build_recognizer
+        from action_recognition.inference.runner import default_model_path
+
+        if params.model_path:
+            path = Path(os.path.expanduser(params.model_path))
+        else:
+            try:
+                path = default_model_path()
+            except FileNotFoundError as error:
+                raise ModelLoadError(f'model_path is empty and {error}') from error
+        load = self._load_fn or load_backend
+        backend = load(path, backend=params.backend, device=params.device, half=params.half,
+                       threads=params.threads or None, logger=self.logger)
+        spec = backend.spec
+        problems = []
+        if params.clip_length and params.clip_length != spec.num_frames:
+            problems.append(f"clip_length {params.clip_length} != the model's {spec.num_frames}")
+        if params.frame_stride and params.frame_stride != spec.frame_stride:
+            problems.append(
+                f"frame_stride {params.frame_stride} != the model's {spec.frame_stride}")
+        if params.input_size and (params.input_size, params.input_size) != tuple(spec.input_size):
+            problems.append(f"input_size {params.input_size} != the model's "
+                            f'{spec.input_size[0]}x{spec.input_size[1]}')
+        if not spec.labels and params.labels_path:
+            try:
+                labels = load_labels(params.labels_path)
+            except (OSError, ValueError) as error:
+                problems.append(str(error))
+            else:
+                if len(labels) != spec.num_classes:
+                    problems.append(f'labels file {params.labels_path} has {len(labels)} labels '
+                                    f'for a model with {spec.num_classes} outputs')
+                else:
+                    backend.spec = replace(spec, labels=tuple(labels))
+        elif spec.labels and params.labels_path:
+            self.logger.info(f'labels_path {params.labels_path} ignored: {path} carries its '
+                             'own labels')
+        if problems:
+            close = getattr(backend, 'close', None)
+            if callable(close):
+                close()
+            raise ModelLoadError(f'model {path} is incompatible with the parameters: '
+                                 + '; '.join(problems))
+        recognizer = build_recognizer(backend, hop=params.hop, top_k=params.top_k,
+                                      threshold=params.score_threshold,
+                                      smoothing=params.smoothing)
+        recognizer.buffer.max_gap_s = params.max_gap_s
+        if params.inference_rate_hz > 0:
+            recognizer.hop = 1
+        spec = backend.spec
+        self.logger.info(
+            f'loaded {path}: {spec.model}, {spec.num_classes} classes, {spec.num_frames} frames '
+            f'(stride {spec.frame_stride}) of {spec.input_size[0]}x{spec.input_size[1]}, '
+            f'backend {getattr(backend, "name", params.backend)} on {params.device}')
+        return _Model(backend, recognizer, path, spec.label_names)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.model.labels
+
+    @property
+    def recognizer(self) -> Any:
+        return self.model.recognizer
+
+    # -- parameters ---------------------------------------------------------------------------
+
+    def set_parameters(self, changes: Mapping[str, Any]) -> tuple[bool, str]:
+        """Validate and apply run-time changes; ``(successful, reason)``.
+
+        Start-up parameters are refused; model parameters are checked here (the file must
+        exist) and reloaded on the worker; the others apply at once.
+        """
+        startup = [name for name in changes
+                   if name in _BY_NAME and _BY_NAME[name].applies == 'startup'
+                   and changes[name] != getattr(self.params, name)]
+        if startup:
+            return False, (f'{", ".join(sorted(startup))} can only be set at start-up '
+                           '(restart the node)')
+        try:
+            new = parse_parameters(changes, base=self.params)
+        except ParameterError as error:
+            return False, str(error)
+        if new.model_path and new.model_path != self.params.model_path:
+            candidate = Path(os.path.expanduser(new.model_path))
+            if not candidate.is_file():
+                return False, f'model_path {new.model_path} does not exist'
+        if new.labels_path and new.labels_path != self.params.labels_path and \
+                not Path(new.labels_path).is_file():
+            return False, f'labels_path {new.labels_path} does not exist'
+        reload = any(getattr(new, d.name) != getattr(self.params, d.name)
+                     for d in PARAMETERS if d.applies == 'reload')
+        with self._lock:
+            self._apply_runtime(new)
+            self.params = new
+            if reload:
+                self._pending_reload = new
+        if reload:
+            self.wake.set()
+            return True, 'model reload scheduled'
+        return True, ''
+
+    def _apply_runtime(self, params: NodeParameters) -> None:
+        recognizer = self.model.recognizer
+        recognizer.top_k = params.top_k
+        recognizer.score_threshold = params.score_threshold
+        if params.smoothing != recognizer.smoothing:
+            recognizer.smoothing = params.smoothing
+        recognizer.hop = 1 if params.inference_rate_hz > 0 else params.hop
+
+    def _reload_if_pending(self) -> None:
+        with self._lock:
+            pending, self._pending_reload = self._pending_reload, None
+        if pending is None:
+            return
+        from action_recognition.inference.backends import ModelLoadError
+
+        try:
+            model = self._load_model(pending)
+        except (ModelLoadError, ValueError, OSError) as error:
+            self.reload_error = f'model reload failed, keeping {self.model.path}: {error}'
+            self.logger.error(self.reload_error)
+            return
+        with self._lock:
+            old = self.model
+            for key in self._retired:
+                self._retired[key] += int(getattr(old.recognizer, key))
+            self.model = model
+            self._apply_runtime(self.params)
+            self.reload_error = None
+            self.reloads += 1
+        close = getattr(old.backend, 'close', None)
+        if callable(close):
+            close()
+
+    # -- frames in (subscription callback) ----------------------------------------------------
+
+    def on_frame(self, image: np.ndarray, stamp_ns: int, frame_id: str) -> bool:
+        """Push one ``uint8`` RGB ``[H, W, 3]`` frame; returns whether a clip is now due."""
+        now = self.clock()
+        self.frames_received += 1
+        self._last_frame_time = now
+        self._frame_times.append(now)
+        if not self.params.enabled:
+            self.frames_disabled += 1
+            return False
+        self._latest_frame = image
+        with self._lock:
+            recognizer = self.model.recognizer
+            stamp = self._ledger.add(int(stamp_ns), self.frames_received - 1)
+        due = bool(recognizer.submit_frame(image, stamp, frame_id))
+        if due or self.params.inference_rate_hz > 0:
+            self.wake.set()
+        return due
+
+    def _drop_message(self, reason: str) -> bool:
+        self.frames_received += 1
+        now = self.clock()
+        self._last_frame_time = now
+        self._frame_times.append(now)
+        key = reason.split(' ', 2)[:2]
+        self.frames_undecodable[' '.join(key)] += 1
+        self._throttle.warning('decode', f'dropping image: {reason}')
+        return False
+
+    def on_image_msg(self, msg: Any, stamp_ns: int | None = None) -> bool:
+        """Convert a ``sensor_msgs/Image`` and push it; a bad image is counted and dropped."""
+        try:
+            image = image_msg_to_rgb(msg)
+        except ImageDecodeError as error:
+            return self._drop_message(str(error))
+        return self.on_frame(image, _stamp_ns(msg) if stamp_ns is None else stamp_ns,
+                             _frame_id(msg))
+
+    def on_compressed_msg(self, msg: Any, stamp_ns: int | None = None) -> bool:
+        """Decode a ``sensor_msgs/CompressedImage`` and push it; bad data is counted, dropped."""
+        try:
+            image = compressed_msg_to_rgb(msg)
+        except ImageDecodeError as error:
+            return self._drop_message(str(error))
+        return self.on_frame(image, _stamp_ns(msg) if stamp_ns is None else stamp_ns,
+                             _frame_id(msg))
+
+    # -- inference (worker) -------------------------------------------------------------------
+
+    def seconds_until_due(self) -> float | None:
+        """In ``inference_rate_hz`` mode, seconds until the next run may start; else ``None``."""
+        rate = self.params.inference_rate_hz
+        if rate <= 0:
+            return None
+        if self._last_run_time is None:
+            return 0.0
+        return max(0.0, self._last_run_time + 1.0 / rate - self.clock())
+
+    def step(self) -> NodeResult | None:
+        """Apply a pending reload, then run the latest due clip; the worker calls this."""
+        self._reload_if_pending()
+        if not self.params.enabled:
+            return None
+        wait = self.seconds_until_due()
+        if wait is not None and wait > 0:
+            return None
+        with self._lock:
+            recognizer = self.model.recognizer
+        result = recognizer.run_latest()
+        if result is None:
+            return None
+        now = self.clock()
+        self._last_run_time = now
+        self._result_times.append(now)
+        self._latencies.append(float(result.latency_s))
+        self.recognitions += 1
+        with self._lock:
+            record = self._ledger.record(stamp=result.stamp, frame_id=result.frame_id,
+                                         frame_index=result.frame_index, top=result.top,
+                                         events=result.events)
+        return NodeResult(record=record, events=list(record.events),
+                          latency_s=float(result.latency_s))
+
+    def debug_image(self, result: NodeResult | None) -> np.ndarray | None:
+        """The latest frame with ``result``'s labels drawn (``None`` before any frame)."""
+        frame = self._latest_frame
+        if frame is None:
+            return None
+        return annotate(frame, result.record.top if result is not None else [])
+
+    # -- diagnostics --------------------------------------------------------------------------
+
+    def counters(self) -> dict[str, int]:
+        """Totals over the node's life (across model reloads)."""
+        recognizer = self.model.recognizer
+        totals = {key: self._retired[key] + int(getattr(recognizer, key))
+                  for key in self._retired}
+        totals['frames_undecodable'] = sum(self.frames_undecodable.values())
+        totals['frames_received'] = self.frames_received
+        totals['recognitions'] = self.recognitions
+        return totals
+
+    def _rate(self, times: deque[float], now: float, window: float = 5.0) -> float:
+        recent = [t for t in times if now - t <= window]
+        span = min(window, max(now - self._started, 1e-6))
+        return len(recent) / span
+
+    def diagnostics(self) -> DiagnosticsReport:
+        """The status for ``/diagnostics``; compares counters with the previous call."""
+        now = self.clock()
+        params = self.params
+        counters = self.counters()
+        delta = {key: value - self._previous.get(key, 0) for key, value in counters.items()}
+        self._previous = counters
+        input_hz = self._rate(self._frame_times, now)
+        inference_hz = self._rate(self._result_times, now)
+        latencies = list(self._latencies)
+        backend = self.model.backend
+        values = {
+            'input_rate_hz': f'{input_hz:.2f}',
+            'inference_rate_hz': f'{inference_hz:.2f}',
+            'latency_p50_ms': f'{_percentile(latencies, 50) * 1e3:.1f}',
+            'latency_p99_ms': f'{_percentile(latencies, 99) * 1e3:.1f}',
+            'frames_received': str(counters['frames_received']),
+            'frames_dropped': str(counters['frames_dropped'] + counters['frames_undecodable']),
+            'frames_undecodable': str(counters['frames_undecodable']),
+            'clips_run': str(counters['clips_run']),
+            'clips_dropped': str(counters['clips_dropped']),
+            'inference_errors': str(counters['errors']),
+            'recognitions': str(counters['recognitions']),
+            'backend': str(getattr(backend, 'name', params.backend)),
+            'device': str(getattr(backend, 'device', params.device)),
+            'model': str(self.model.path),
+            'enabled': str(params.enabled).lower(),
+            'model_reloads': str(self.reloads),
+        }
+        if self.reload_error is not None:
+            return DiagnosticsReport(ERROR, self.reload_error, values)
+        if delta['errors'] > 0:
+            return DiagnosticsReport(ERROR, f'{delta["errors"]} inference errors since the last '
+                                     'report (see the log); still running', values)
+        if not params.enabled:
+            return DiagnosticsReport(OK, 'disabled (enabled:=false)', values)
+        if self._last_frame_time is None:
+            if now - self._started > params.stale_input_s:
+                return DiagnosticsReport(WARN, 'no image received yet', values)
+            return DiagnosticsReport(OK, 'waiting for images', values)
+        silent = now - self._last_frame_time
+        if silent > params.stale_input_s:
+            return DiagnosticsReport(WARN, f'no image for {silent:.1f} s', values)
+        if delta['frames_undecodable'] > 0 and delta['frames_undecodable'] >= \
+                delta['frames_received']:
+            return DiagnosticsReport(WARN, 'every image since the last report was undecodable: '
+                                     + ', '.join(self.frames_undecodable), values)
+        if params.inference_rate_hz > 0:
+            if len(self._result_times) > 1 and now - self._started > 2.0 / \
+                    params.inference_rate_hz and inference_hz < 0.8 * params.inference_rate_hz \
+                    and input_hz >= params.inference_rate_hz:
+                return DiagnosticsReport(WARN, f'inference falls behind: {inference_hz:.1f} Hz '
+                                         f'of {params.inference_rate_hz:.1f} Hz', values)
+        elif delta['clips_dropped'] > 0 and delta['clips_dropped'] >= delta['clips_run']:
+            return DiagnosticsReport(WARN, f'inference falls behind: {delta["clips_dropped"]} '
+                                     f'windows dropped, {delta["clips_run"]} run since the last '
+                                     'report', values)
+        return DiagnosticsReport(OK, 'running', values)
+
+
+def _stamp_ns(msg: Any) -> int:
+    stamp = msg.header.stamp
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def _frame_id(msg: Any) -> str:
+    return str(msg.header.frame_id)
+
+
+class InferenceWorker:
+    """Runs :meth:`NodeCore.step` on its own thread and hands results to ``publish``.
+
+    It sleeps until the core's ``wake`` event is set (a clip became due, a reload was asked) or
+    ``idle_s`` passes; in ``inference_rate_hz`` mode it also wakes for the next run. Exceptions
+    from ``publish`` are logged and do not stop the thread.
+    """
+
+    def __init__(self, core: NodeCore, publish: Callable[[NodeResult], None], *,
+                 idle_s: float = 0.1) -> None:
+        self.core = core
+        self.publish = publish
+        self.idle_s = idle_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name='action_recognition_worker',
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self.core.wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _loop(self) -> None:
+        core = self.core
+        while not self._stop.is_set():
+            wait = core.seconds_until_due()
+            timeout = self.idle_s if wait is None else min(self.idle_s, max(wait, 0.001))
+            core.wake.wait(timeout)
+            core.wake.clear()
+            if self._stop.is_set():
+                break
+            try:
+                result = core.step()
+                if result is not None:
+                    self.publish(result)
+            except Exception as error:  # the worker must outlive any single failure
+                core.logger.error(f'inference worker: {type(error).__name__}: {error}')
+
+
+def parameter_names() -> list[str]:
+    """Every parameter name, in declaration order."""
+    return [d.name for d in PARAMETERS]
+
+
+assert [f.name for f in fields(NodeParameters)] == parameter_names(), \
+    'NodeParameters and PARAMETERS must list the same parameters in the same order'
+assert all(getattr(NodeParameters(), d.name) == d.default for d in PARAMETERS), \
+    'NodeParameters defaults must equal PARAMETERS defaults'

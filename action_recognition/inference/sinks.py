@@ -1,0 +1,306 @@
+"""Outputs of offline runs: JSON lines, a rosbag2 MCAP recording, an annotated video.
+
+Every sink receives :class:`RecognitionRecord` objects (one per recognition) through
+:meth:`Sink.write`, and every source frame through :meth:`Sink.write_frame` (only the video sink
+uses frames). Formats:
+
+- ``.jsonl``: one JSON object per line: ``{"frame": index of the clip's last frame, "stamp":
+  seconds, "frame_id": ..., "top": [{"label": ..., "score": ...}, ...]}``, best score first.
+- ``.mcap``: a rosbag2 recording (directory ``FILE`` without the suffix, holding
+  ``FILE.mcap`` and ``metadata.yaml``) with ``vision_msgs/msg/Classification`` on
+  ``/action_recognition/actions`` (header: stamp and frame_id of the clip's last frame) and one
+  ``vision_msgs/msg/LabelInfo`` on ``/action_recognition/label_info``.
+- ``.mp4`` / ``.avi`` / ``.mkv``: the input frames with the latest recognition drawn on them.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
+import json
+import os
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from typing import TextIO
+
+import cv2
+import numpy as np
+
+__all__ = [
+    'RecognitionRecord', 'Sink', 'JsonLinesSink', 'McapSink', 'VideoSink', 'annotate',
+    'open_sink', 'mcap_bag_dir', 'VIDEO_SUFFIXES', 'StampLedger',
+]
+
+VIDEO_SUFFIXES = ('.mp4', '.avi', '.mkv')
+
+
+@dataclass
+class RecognitionRecord:
+    """One recognition as the sinks write it.
+
+    Attributes:
+        frame: index (in the source) of the clip's last frame.
+        stamp_ns: timestamp of the clip's last frame in integer nanoseconds.
+        frame_id: ``header.frame_id`` of the clip's last frame.
+        top: ``(label, score)`` pairs, best first (top-k above the threshold).
+        events: action start/end events (``'started:<label>'``, ``'ended:<label>'``).
+    """
+
+    frame: int
+    stamp_ns: int
+    frame_id: str
+    top: list[tuple[str, float]]
+    events: list[str] = field(default_factory=list)
+
+    @property
+    def stamp(self) -> float:
+        """Timestamp in seconds."""
+        return self.stamp_ns * 1e-9
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            'frame': int(self.frame),
+            'stamp': round(self.stamp, 9),
+            'frame_id': self.frame_id,
+            'top': [{'label': label, 'score': round(float(score), 6)}
+                    for label, score in sorted(self.top, key=lambda p: -p[1])],
+            'events': list(self.events),
+        }
+
+
+class StampLedger:
+    """Remembers, for the latest frames, their exact stamp (ns) and source index.
+
+    The recogniser carries stamps as float seconds; headers and outputs need the exact integer
+    nanoseconds and the frame's position in its source. Keyed by the float stamp given to the
+    recogniser (a recognition's ``stamp`` is that same float), bounded to ``capacity`` frames.
+    """
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self.capacity = capacity
+        self._entries: OrderedDict[float, tuple[int, int]] = OrderedDict()
+
+    def add(self, stamp_ns: int, index: int) -> float:
+        """Record a frame; returns the float seconds to give the recogniser."""
+        stamp = stamp_ns * 1e-9
+        self._entries[stamp] = (int(stamp_ns), int(index))
+        self._entries.move_to_end(stamp)
+        while len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
+        return stamp
+
+    def record(self, *, stamp: float, frame_id: str, frame_index: int,
+               top: Sequence[tuple[str, float]], events: Sequence[Any] = ()
+               ) -> RecognitionRecord:
+        """The record of a recognition whose clip ends at the frame stamped ``stamp``."""
+        stamp_ns, index = self._entries.get(stamp, (round(stamp * 1e9), frame_index))
+        return RecognitionRecord(
+            frame=index, stamp_ns=stamp_ns, frame_id=frame_id,
+            top=[(str(label), float(score)) for label, score in top],
+            events=[_event_text(event) for event in events])
+
+
+def _event_text(event: Any) -> str:
+    kind = getattr(event, 'kind', None)
+    label = getattr(event, 'label', None)
+    return f'{kind}:{label}' if kind is not None else str(event)
+
+
+class Sink:
+    """Base class of the outputs; use as a context manager."""
+
+    path: Path
+
+    def write_frame(self, image: np.ndarray, latest: RecognitionRecord | None) -> None:
+        """One source frame (``uint8`` RGB ``[H, W, 3]``) and the latest recognition so far."""
+
+    def write(self, record: RecognitionRecord) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Finish the file."""
+
+    def __enter__(self) -> Sink:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.close()
+
+
+class JsonLinesSink(Sink):
+    """One JSON object per recognition, one per line, flushed as written."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.count = 0
+        self._handle: TextIO | None = self.path.open('w', encoding='utf-8')
+
+    def write(self, record: RecognitionRecord) -> None:
+        if self._handle is None:
+            raise RuntimeError(f'{self.path} is closed')
+        self._handle.write(json.dumps(record.to_json()) + '\n')
+        self._handle.flush()
+        self.count += 1
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
+def mcap_bag_dir(path: str | os.PathLike[str]) -> Path:
+    """The rosbag2 directory written for ``--output FILE.mcap``: ``FILE`` without the suffix."""
+    path = Path(path)
+    return path.with_suffix('') if path.suffix == '.mcap' else path
+
+
+class McapSink(Sink):
+    """A rosbag2 MCAP recording of ``vision_msgs/msg/Classification`` and ``LabelInfo``.
+
+    Args:
+        path: ``FILE.mcap``; the rosbag2 directory ``FILE`` is created (it must not exist).
+        labels: the model's labels, in output order (for ``LabelInfo``).
+        threshold: the score threshold in force (for ``LabelInfo``).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, labels: Sequence[str],
+                 threshold: float) -> None:
+        from rosbags.rosbag2 import StoragePlugin
+        from rosbags.rosbag2 import Writer
+
+        from action_recognition.inference.messages import action_typestore
+        from action_recognition.inference.messages import ACTIONS_TOPIC
+        from action_recognition.inference.messages import LABEL_INFO_TOPIC
+        from action_recognition.inference.messages import rosbags_message_types
+
+        self.path = mcap_bag_dir(path)
+        if self.path.exists():
+            raise FileExistsError(f'{self.path} exists already; the MCAP output is written as a '
+                                  'new rosbag2 directory')
+        self.labels = list(labels)
+        self.threshold = float(threshold)
+        self.count = 0
+        self._typestore = action_typestore()
+        self._types = rosbags_message_types(self._typestore)
+        self._writer: Any = Writer(self.path, version=8, storage_plugin=StoragePlugin.MCAP)
+        self._writer.open()
+        self._actions = self._writer.add_connection(
+            ACTIONS_TOPIC, 'vision_msgs/msg/Classification', typestore=self._typestore)
+        self._label_info = self._writer.add_connection(
+            LABEL_INFO_TOPIC, 'vision_msgs/msg/LabelInfo', typestore=self._typestore)
+        self._label_info_written = False
+
+    @property
+    def storage_file(self) -> Path:
+        """The ``.mcap`` file inside the rosbag2 directory."""
+        return self.path / f'{self.path.name}.mcap'
+
+    def _write_label_info(self, stamp_ns: int) -> None:
+        from action_recognition.inference.messages import build_label_info
+
+        msg = build_label_info(self._types, labels=self.labels, threshold=self.threshold,
+                               stamp=stamp_ns)
+        self._writer.write(self._label_info, stamp_ns,
+                           self._typestore.serialize_cdr(msg, 'vision_msgs/msg/LabelInfo'))
+        self._label_info_written = True
+
+    def write(self, record: RecognitionRecord) -> None:
+        from action_recognition.inference.messages import build_classification
+
+        if not self._label_info_written:
+            self._write_label_info(record.stamp_ns)
+        msg = build_classification(self._types, stamp=record.stamp_ns,
+                                   frame_id=record.frame_id, top=record.top)
+        self._writer.write(self._actions, record.stamp_ns,
+                           self._typestore.serialize_cdr(msg, 'vision_msgs/msg/Classification'))
+        self.count += 1
+
+    def close(self) -> None:
+        if self._writer is None:
+            return
+        if not self._label_info_written:
+            self._write_label_info(0)
+        self._writer.close()
+        self._writer = None
+
+
+def annotate(image: np.ndarray, top: Sequence[tuple[str, float]], *,
+             lines: int = 3) -> np.ndarray:
+    """A copy of ``uint8`` RGB ``[H, W, 3]`` with the top ``lines`` labels and scores drawn."""
+    out = np.ascontiguousarray(image).copy()
+    height, width = out.shape[:2]
+    scale = max(0.4, min(height, width) / 480.0)
+    thickness = max(1, round(scale * 2))
+    line_height = int(28 * scale)
+    shown = list(top)[:lines] or [('-', 0.0)]
+    box_h = line_height * len(shown) + int(10 * scale)
+    cv2.rectangle(out, (0, 0), (width, box_h), (0, 0, 0), thickness=-1)
+    for row, (label, score) in enumerate(shown):
+        text = f'{label} {score:.2f}' if label != '-' else 'no action'
+        colour = (255, 255, 0) if row == 0 else (255, 255, 255)
+        cv2.putText(out, text, (int(8 * scale), line_height * (row + 1)),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.8 * scale, colour, thickness, cv2.LINE_AA)
+    return out
+
+
+class VideoSink(Sink):
+    """The source frames with the latest recognition drawn on them.
+
+    The writer opens on the first frame (its size is the video's size); frames of another size
+    are resized to it. ``.mp4`` uses the ``mp4v`` codec, ``.avi`` MJPG, ``.mkv`` XVID.
+    """
+
+    _FOURCC = {'.mp4': 'mp4v', '.avi': 'MJPG', '.mkv': 'XVID'}
+
+    def __init__(self, path: str | os.PathLike[str], *, fps: float) -> None:
+        self.path = Path(path)
+        if self.path.suffix not in self._FOURCC:
+            raise ValueError(f'video output must end in one of {list(self._FOURCC)}, '
+                             f'got {self.path}')
+        if fps <= 0:
+            raise ValueError(f'fps must be > 0, got {fps}')
+        self.fps = float(fps)
+        self.count = 0
+        self.frames_written = 0
+        self._writer: Any = None
+        self._size: tuple[int, int] | None = None
+
+    def write_frame(self, image: np.ndarray, latest: RecognitionRecord | None) -> None:
+        height, width = image.shape[:2]
+        if self._writer is None:
+            fourcc = cv2.VideoWriter.fourcc(*self._FOURCC[self.path.suffix])
+            self._writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (width, height))
+            if not self._writer.isOpened():
+                raise OSError(f'OpenCV cannot write video {self.path}')
+            self._size = (width, height)
+        if self._size != (width, height):
+            image = cv2.resize(image, self._size)
+        drawn = annotate(image, latest.top if latest is not None else [])
+        self._writer.write(cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
+        self.frames_written += 1
+
+    def write(self, record: RecognitionRecord) -> None:
+        self.count += 1
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+
+
+def open_sink(path: str | os.PathLike[str], *, labels: Sequence[str], threshold: float,
+              fps: float) -> Sink:
+    """The sink for ``path``'s suffix: ``.jsonl``, ``.mcap`` or a video suffix."""
+    suffix = Path(path).suffix.lower()
+    if suffix in ('.jsonl', '.json'):
+        return JsonLinesSink(path)
+    if suffix == '.mcap':
+        return McapSink(path, labels=labels, threshold=threshold)
+    if suffix in VIDEO_SUFFIXES:
+        return VideoSink(path, fps=fps)
+    raise ValueError(f'unknown output type {path}: expected .jsonl, .mcap or '
+                     f'{", ".join(VIDEO_SUFFIXES)}')

@@ -1,0 +1,321 @@
+"""Frame sources for offline runs: a video file, a camera, a rosbag2 recording.
+
+Every source yields :class:`Frame` objects (``uint8`` RGB ``[H, W, 3]`` with a timestamp and a
+frame id) and counts what it read and what it had to skip. A rosbag2 recording (MCAP or sqlite3)
+is read through rosbags with the real ROS 2 message definitions (those stored in the bag, else
+ROS 2 Humble's); ``sensor_msgs/msg/Image`` and ``sensor_msgs/msg/CompressedImage`` are converted
+by :mod:`action_recognition.inference.images`. A message that cannot be decoded is counted in
+:attr:`FrameSource.drop_reasons` and skipped with a warning naming why.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+import logging
+import os
+from pathlib import Path
+import time
+from types import TracebackType
+from typing import Any
+
+import cv2
+import numpy as np
+
+from action_recognition.inference.images import compressed_msg_to_rgb
+from action_recognition.inference.images import image_msg_to_rgb
+from action_recognition.inference.images import ImageDecodeError
+
+__all__ = [
+    'Frame', 'FrameSource', 'VideoSource', 'CameraSource', 'BagSource', 'open_source',
+    'IMAGE_TYPES', 'BAG_SUFFIXES',
+]
+
+_LOGGER = logging.getLogger(__name__)
+
+IMAGE_TYPES = ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage')
+BAG_SUFFIXES = ('.mcap', '.db3')
+
+
+@dataclass
+class Frame:
+    """One decoded frame.
+
+    Attributes:
+        image: ``uint8`` RGB ``[H, W, 3]``.
+        stamp_ns: timestamp in integer nanoseconds (exact; headers are built from it).
+        frame_id: coordinate frame of the camera (``header.frame_id``).
+        index: position of the frame in its source (0-based; for a bag, the message's position
+            on the topic, counting messages that were skipped).
+    """
+
+    image: np.ndarray
+    stamp_ns: int
+    frame_id: str
+    index: int
+
+    @property
+    def stamp(self) -> float:
+        """Timestamp in seconds."""
+        return self.stamp_ns * 1e-9
+
+
+class FrameSource:
+    """Base class: iterate to get frames; counters say what was read and skipped."""
+
+    name: str = 'source'
+
+    def __init__(self) -> None:
+        self.frames_read = 0
+        self.drop_reasons: Counter[str] = Counter()
+        self._warned: set[str] = set()
+
+    @property
+    def frames_dropped(self) -> int:
+        """Messages or frames that could not be decoded and were skipped."""
+        return sum(self.drop_reasons.values())
+
+    @property
+    def total(self) -> int | None:
+        """Number of frames expected (``None`` for a live camera)."""
+        return None
+
+    @property
+    def fps(self) -> float | None:
+        """Nominal frame rate, if known."""
+        return None
+
+    def _drop(self, index: int, reason: str) -> None:
+        key = reason.split(':', 1)[0]
+        self.drop_reasons[key] += 1
+        if key not in self._warned or self.drop_reasons[key] in (10, 100, 1000):
+            _LOGGER.warning('%s: skipping frame %d: %s (%d skipped for this reason so far)',
+                            self.name, index, reason, self.drop_reasons[key])
+            self._warned.add(key)
+
+    def __iter__(self) -> Iterator[Frame]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the underlying file or device."""
+
+    def __enter__(self) -> FrameSource:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.close()
+
+
+class VideoSource(FrameSource):
+    """A video file read with OpenCV; frame ``i`` is stamped ``i / fps`` seconds."""
+
+    def __init__(self, path: str | os.PathLike[str], *, frame_id: str = '',
+                 fps: float | None = None) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.name = str(self.path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f'video file {self.path} does not exist')
+        self._capture = cv2.VideoCapture(str(self.path))
+        if not self._capture.isOpened():
+            raise ValueError(f'OpenCV cannot open {self.path} as a video')
+        nominal = float(self._capture.get(cv2.CAP_PROP_FPS) or 0.0)
+        self._fps = float(fps) if fps else (nominal if nominal > 0 else 30.0)
+        count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self._total = count if count > 0 else None
+        self.frame_id = frame_id
+
+    @property
+    def total(self) -> int | None:
+        return self._total
+
+    @property
+    def fps(self) -> float | None:
+        return self._fps
+
+    def __iter__(self) -> Iterator[Frame]:
+        index = 0
+        while True:
+            ok, bgr = self._capture.read()
+            if not ok or bgr is None:
+                break
+            self.frames_read += 1
+            if bgr.ndim != 3 or bgr.shape[2] != 3 or bgr.size == 0:
+                self._drop(index, f'bad frame: shape {bgr.shape}')
+            else:
+                rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                yield Frame(rgb, round(index * 1e9 / self._fps), self.frame_id, index)
+            index += 1
+
+    def close(self) -> None:
+        self._capture.release()
+
+
+class CameraSource(FrameSource):
+    """A live camera (OpenCV index or device path), stamped with the wall clock."""
+
+    def __init__(self, device: int | str, *, frame_id: str = 'camera', max_failures: int = 30,
+                 max_frames: int | None = None) -> None:
+        super().__init__()
+        self.device = device
+        self.name = f'camera {device}'
+        self._capture = cv2.VideoCapture(device)
+        if not self._capture.isOpened():
+            raise ValueError(f'OpenCV cannot open camera {device!r} (index or device path)')
+        self.frame_id = frame_id
+        self.max_failures = max_failures
+        self.max_frames = max_frames
+        nominal = float(self._capture.get(cv2.CAP_PROP_FPS) or 0.0)
+        self._fps = nominal if nominal > 0 else None
+
+    @property
+    def fps(self) -> float | None:
+        return self._fps
+
+    @property
+    def total(self) -> int | None:
+        return self.max_frames
+
+    def __iter__(self) -> Iterator[Frame]:
+        index = 0
+        failures = 0
+        while self.max_frames is None or index < self.max_frames:
+            ok, bgr = self._capture.read()
+            if not ok or bgr is None:
+                failures += 1
+                if failures >= self.max_failures:
+                    _LOGGER.warning('%s: no frame after %d tries, stopping', self.name, failures)
+                    break
+                time.sleep(0.01)
+                continue
+            failures = 0
+            self.frames_read += 1
+            if bgr.ndim == 2:
+                bgr = cv2.cvtColor(bgr, cv2.COLOR_GRAY2BGR)
+            yield Frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), time.time_ns(), self.frame_id,
+                        index)
+            index += 1
+
+    def close(self) -> None:
+        self._capture.release()
+
+
+def _bag_dir(path: Path) -> Path:
+    """The rosbag2 directory of ``path`` (the directory, or the one holding a storage file)."""
+    if path.is_dir():
+        if not (path / 'metadata.yaml').is_file():
+            raise ValueError(f'{path} is a directory but not a rosbag2 recording '
+                             '(no metadata.yaml)')
+        return path
+    if path.suffix in BAG_SUFFIXES and (path.parent / 'metadata.yaml').is_file():
+        return path.parent
+    raise ValueError(f'{path} is not a rosbag2 recording: expected a directory with '
+                     'metadata.yaml (or a .mcap/.db3 file inside one)')
+
+
+class BagSource(FrameSource):
+    """Images from one topic of a rosbag2 recording (MCAP or sqlite3).
+
+    Args:
+        path: the bag directory (or its ``.mcap``/``.db3`` file).
+        image_topic: topic of ``sensor_msgs/msg/Image`` or ``CompressedImage`` messages; may be
+            omitted when the bag has exactly one image topic.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, image_topic: str | None = None) -> None:
+        super().__init__()
+        from rosbags.highlevel import AnyReader
+
+        from action_recognition.inference.messages import action_typestore
+
+        self.path = _bag_dir(Path(path))
+        self.name = f'{self.path}'
+        self._reader: Any = AnyReader([self.path], default_typestore=action_typestore())
+        self._reader.open()
+        try:
+            self.connections = self._pick(image_topic)
+        except BaseException:
+            self._reader.close()
+            raise
+        self.topic = self.connections[0].topic
+        self.msgtype = self.connections[0].msgtype
+        self.name = f'{self.path} {self.topic}'
+        self._total = sum(int(c.msgcount) for c in self.connections)
+        duration = float(self._reader.duration) * 1e-9
+        self._fps = (self._total - 1) / duration if self._total > 1 and duration > 0 else None
+
+    def _pick(self, image_topic: str | None) -> list[Any]:
+        connections = list(self._reader.connections)
+        images = sorted({c.topic for c in connections if c.msgtype in IMAGE_TYPES})
+        if image_topic is None:
+            if len(images) != 1:
+                raise ValueError(f'{self.path}: give --image-topic; image topics in the bag: '
+                                 f'{images or "none"}')
+            image_topic = images[0]
+        chosen = [c for c in connections if c.topic == image_topic]
+        if not chosen:
+            raise ValueError(f'{self.path}: no topic {image_topic!r}; image topics in the bag: '
+                             f'{images or "none"}')
+        types = {c.msgtype for c in chosen}
+        if len(types) != 1 or not types <= set(IMAGE_TYPES):
+            raise ValueError(f'{self.path}: topic {image_topic!r} carries {sorted(types)}, '
+                             f'expected one of {list(IMAGE_TYPES)}')
+        return chosen
+
+    @property
+    def total(self) -> int | None:
+        return self._total
+
+    @property
+    def fps(self) -> float | None:
+        return self._fps
+
+    def __iter__(self) -> Iterator[Frame]:
+        compressed = self.msgtype.endswith('CompressedImage')
+        for index, (connection, log_time, raw) in enumerate(
+                self._reader.messages(connections=self.connections)):
+            self.frames_read += 1
+            try:
+                msg = self._reader.deserialize(raw, connection.msgtype)
+            except Exception as error:
+                self._drop(index, f'undeserialisable {connection.msgtype}: {error}')
+                continue
+            try:
+                image = compressed_msg_to_rgb(msg) if compressed else image_msg_to_rgb(msg)
+            except ImageDecodeError as error:
+                self._drop(index, f'undecodable image: {error}')
+                continue
+            stamp = msg.header.stamp
+            stamp_ns = int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+            if stamp_ns == 0:
+                stamp_ns = int(log_time)
+            yield Frame(image, stamp_ns, str(msg.header.frame_id), index)
+
+    def close(self) -> None:
+        if self._reader.stack is not None:
+            self._reader.close()
+
+
+def open_source(source: str, *, image_topic: str | None = None, frame_id: str = '',
+                max_frames: int | None = None) -> FrameSource:
+    """Open ``source``: a camera index (``'0'``) or device path (``/dev/video0``), a rosbag2
+    recording (directory, or ``.mcap``/``.db3`` inside one), or a video file."""
+    text = str(source)
+    if text.isdigit():
+        return CameraSource(int(text), frame_id=frame_id or 'camera', max_frames=max_frames)
+    path = Path(text)
+    if text.startswith('/dev/'):
+        if not path.exists():
+            raise FileNotFoundError(f'camera device {text} does not exist')
+        return CameraSource(text, frame_id=frame_id or 'camera', max_frames=max_frames)
+    if not path.exists():
+        raise FileNotFoundError(f'source {text} does not exist (expected a video file, a camera '
+                                'index or device path, or a rosbag2 recording)')
+    if path.is_dir() or path.suffix in BAG_SUFFIXES:
+        return BagSource(path, image_topic=image_topic)
+    if image_topic is not None:
+        raise ValueError(f'--image-topic {image_topic} given, but {text} is not a rosbag2 '
+                         'recording')
+    return VideoSource(path, frame_id=frame_id)

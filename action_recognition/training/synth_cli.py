@@ -1,0 +1,64 @@
+"""``action-recognition synth``: write the synthetic temporal-actions data set.
+
+Example::
+
+    action-recognition synth --out data/synth --per-class 50 --seed 0 --frames 16 --size 112
+
+writes ``data/synth/videos/<class>/v_<class>_g<GG>_c<CC>.avi`` and
+``data/synth/ucfTrainTestlist/{classInd,trainlist01,testlist01}.txt`` (UCF-101 layout), readable
+with :func:`action_recognition.training.datasets.read_ucf101`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+import sys
+import time
+
+_LOG = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--out', type=Path, required=True, help='output folder')
+    parser.add_argument('--per-class', type=int, default=20,
+                        help='clips per class (default 20; groups of up to 25 like UCF-101)')
+    parser.add_argument('--seed', type=int, default=0, help='random seed (default 0)')
+    parser.add_argument('--frames', type=int, default=16, help='frames per clip (default 16)')
+    parser.add_argument('--size', type=int, default=112, help='frame side in pixels (default 112)')
+    parser.add_argument('--splits', type=int, default=1, choices=(1, 2, 3),
+                        help='number of train/test splits to write (default 1)')
+    parser.add_argument('--fps', type=float, default=25.0, help='frame rate of the files')
+    parser.add_argument('--codec', choices=('ffv1', 'mjpeg'), default='ffv1',
+                        help='ffv1: lossless (default); mjpeg: about 4x smaller files')
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+
+
+def run(args: argparse.Namespace) -> int:
+    from action_recognition.training.synth import CLASSES
+    from action_recognition.training.synth import write_dataset
+
+    problems = []
+    if args.per_class < 2:
+        problems.append(f'--per-class must be >= 2, got {args.per_class}')
+    if args.frames < 2:
+        problems.append(f'--frames must be >= 2, got {args.frames}')
+    if args.size < 16:
+        problems.append(f'--size must be >= 16, got {args.size}')
+    if problems:
+        for problem in problems:
+            print(f'error: {problem}', file=sys.stderr)
+        return 2
+    videos = Path(args.out) / 'videos'
+    if videos.exists() and any(videos.iterdir()):
+        _LOG.warning('%s already holds videos; files with the same names are overwritten', videos)
+    start = time.perf_counter()
+    out = write_dataset(args.out, per_class=args.per_class, seed=args.seed, frames=args.frames,
+                        size=args.size, splits=args.splits, fps=args.fps, codec=args.codec,
+                        progress=not args.no_progress)
+    elapsed = time.perf_counter() - start
+    total = args.per_class * len(CLASSES)
+    print(f'wrote {total} clips ({len(CLASSES)} classes x {args.per_class}, {args.frames} frames '
+          f'of {args.size}x{args.size}) to {out} in {elapsed:.1f} s')
+    return 0

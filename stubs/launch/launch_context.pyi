@@ -1,0 +1,6 @@
+from typing import Any
+
+class LaunchContext:
+    @property
+    def launch_configurations(self) -> dict[str, str]: ...
+    def perform_substitution(self, substitution: Any) -> str: ...

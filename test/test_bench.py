@@ -1,0 +1,35 @@
+"""bench: a tiny run works and its table/JSON/PNG carry the fields (no timing asserts)."""
+
+import json
+
+from action_recognition.cli import main
+
+
+def test_tiny_bench_run(tmp_path, capsys):
+    out_json = tmp_path / 'bench.json'
+    out_png = tmp_path / 'bench.png'
+    code = main(['bench', '--models', 'eco_lite_add_small', '--backends', 'torch',
+                 'torch-stream', 'onnxruntime-int8', '--frames', '4', '--size',
+                 '112', '--threads', '1', '--repeats', '2', '--warmup', '0', '--stream-windows',
+                 '1', '--calibration-clips', '1', '--eval-clips', '2', '--json', str(out_json),
+                 '--plot', str(out_png), '--no-progress'])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert 'machine:' in printed and 'load average' in printed and 'fp32 peak' in printed
+    data = json.loads(out_json.read_text())
+    assert data['machine']['cores'] >= 1 and data['machine']['cpu']
+    assert data['peak_gmacs']['1'] > 0 and len(data['load_before']) == 3
+    rows = data['rows']
+    assert [r['backend'] for r in rows] == ['torch', 'torch-stream', 'onnxruntime-int8']
+    for row in rows:
+        assert row['note'] == '', row['note']
+        assert row['latency_p50_ms'] > 0 and row['latency_p90_ms'] >= row['latency_p50_ms']
+        assert row['clips_per_s'] > 0 and row['gmacs_per_s'] > 0 and row['stream_fps'] > 0
+        assert row['peak_rss_mb'] > 0 and row['gmac_per_clip'] > 0 and row['four_d_only']
+    assert rows[2]['top1_agreement_vs_fp32'] is not None
+    assert out_png.stat().st_size > 1000
+
+
+def test_unknown_model_is_a_clear_error(capsys):
+    assert main(['bench', '--models', 'nope', '--no-progress', '--threads', '1']) == 1
+    assert 'unknown model' in capsys.readouterr().out

@@ -1,0 +1,193 @@
+"""Export: the 4D-only proof, metadata, self-contained file, parity, fp16 and int8."""
+
+import json
+
+import numpy as np
+import onnx
+from onnx import helper
+from onnx import TensorProto
+import onnxruntime as ort
+import pytest
+import torch
+from torch import nn
+
+from action_recognition.cli import main
+from action_recognition.inference.export import export_onnx
+from action_recognition.inference.export import ExportError
+from action_recognition.inference.onnx_check import check_onnx_4d_only
+from action_recognition.spec import ModelSpec
+from action_recognition.spec import SPEC_METADATA_KEY
+from action_recognition.training.synth import CLASSES
+
+
+class Tiny4d(nn.Module):
+    """Frames [B*T, 3, H, W] -> logits [B, classes], 2D convs and a (3, 1) temporal conv."""
+
+    def __init__(self, num_classes, num_frames):
+        super().__init__()
+        self.num_frames = num_frames
+        self.conv = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.temporal = nn.Conv2d(8, 8, (3, 1), padding=(1, 0))
+        self.fc = nn.Linear(8, num_classes)
+
+    def forward(self, x):
+        x = torch.relu(self.conv(x))
+        _, c, h, w = x.shape
+        x = x.reshape(-1, self.num_frames, c, h * w).permute(0, 2, 1, 3)  # [B, C, T, HW]
+        x = torch.relu(self.temporal(x))
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+class Tiny5d(nn.Module):
+    def __init__(self, num_classes, num_frames):
+        super().__init__()
+        self.num_frames = num_frames
+        self.conv = nn.Conv3d(3, 8, 3, padding=1)
+        self.fc = nn.Linear(8, num_classes)
+
+    def forward(self, x):
+        _, c, h, w = x.shape
+        x = x.reshape(-1, self.num_frames, c, h, w).transpose(1, 2)
+        return self.fc(torch.relu(self.conv(x)).mean(dim=(2, 3, 4)))
+
+
+def _spec(**kwargs):
+    base = dict(model='tiny', num_classes=11, num_frames=4, labels=CLASSES,
+                input_size=(32, 32), resize_short=36)
+    base.update(kwargs)
+    return ModelSpec(**base)
+
+
+def _tiny(cls=Tiny4d, spec=None):
+    torch.manual_seed(0)
+    spec = spec or _spec()
+    return cls(spec.num_classes, spec.num_frames).eval()
+
+
+def test_export_4d_model_is_proven_self_contained_and_dynamic(tmp_path):
+    spec = _spec(frame_stride=2)
+    path = tmp_path / 'out' / 'tiny.onnx'
+    report = export_onnx(_tiny(spec=spec), spec, path)
+    assert report.four_d_only and report.problems == [] and report.max_rank == 4
+    assert report.max_abs_diff <= 1e-4
+    assert [p.name for p in path.parent.iterdir()] == ['tiny.onnx']  # no external data
+    proto = onnx.load(path, load_external_data=False)
+    assert not any(init.data_location == TensorProto.EXTERNAL
+                   for init in proto.graph.initializer)
+    assert check_onnx_4d_only(proto) == []
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert ModelSpec.from_json(meta[SPEC_METADATA_KEY]) == spec
+    assert json.loads(meta['labels']) == list(CLASSES)
+    assert meta['clip_length'] == '4' and meta['frame_stride'] == '2'
+    assert meta['input_size'] == '32x32'
+    assert json.loads(meta['mean']) == list(spec.mean) and json.loads(meta['std']) == list(
+        spec.std)
+    assert proto.opset_import[0].version == 17
+    (frames,) = proto.graph.input
+    assert frames.name == 'frames' and frames.type.tensor_type.elem_type == TensorProto.UINT8
+    session = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+    clips = np.random.default_rng(0).integers(0, 256, (3 * 4, 3, 32, 32), dtype=np.uint8)
+    (logits,) = session.run(['logits'], {'frames': clips})
+    assert logits.shape == (3, 11) and logits.dtype == np.float32
+
+
+def test_proof_fails_on_a_5d_model(tmp_path):
+    spec = _spec()
+    with pytest.raises(ExportError, match='not 4D-only'):
+        export_onnx(_tiny(Tiny5d), spec, tmp_path / 'five.onnx')
+    assert not (tmp_path / 'five.onnx').exists()
+    report = export_onnx(_tiny(Tiny5d), spec, tmp_path / 'five.onnx', allow_5d=True)
+    assert not report.four_d_only and report.max_rank == 5
+    text = '\n'.join(report.problems)
+    assert '3D kernel' in text and 'rank 5' in text and 'initializer' in text
+
+
+def test_registered_5d_model_is_refused_unless_asked(tmp_path, capsys):
+    spec = _spec(model='eco_lite_conv3d_5d')
+    with pytest.raises(ExportError, match='allow_5d'):
+        export_onnx(_tiny(Tiny5d), spec, tmp_path / 'x.onnx')
+    code = main(['export', '--model', 'eco_lite_conv3d_5d', '--num-classes', '4', '--frames',
+                 '4', '--size', '112', '--output', str(tmp_path / 'x.onnx')])
+    assert code == 1 and '--allow-5d' in capsys.readouterr().out
+    assert not (tmp_path / 'x.onnx').exists()
+
+
+def test_cli_exports_a_registered_4d_model(tmp_path, capsys):
+    out = tmp_path / 'small.onnx'
+    code = main(['export', '--model', 'eco_lite_add_small', '--num-classes', '5', '--frames',
+                 '4', '--size', '112', '--output', str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert 'max abs diff' in printed and '4D-only proof: passed' in printed
+    assert check_onnx_4d_only(onnx.load(out)) == []
+
+
+def test_unknown_rank_cannot_be_proven():
+    shape_in = helper.make_tensor_value_info('shape', TensorProto.INT64, [None])
+    x = helper.make_tensor_value_info('x', TensorProto.FLOAT, [2, 3])
+    y = helper.make_tensor_value_info('y', TensorProto.FLOAT, None)
+    graph = helper.make_graph([helper.make_node('Reshape', ['x', 'shape'], ['y'])], 'g',
+                              [x, shape_in], [y])
+    problems = check_onnx_4d_only(helper.make_model(graph))
+    assert problems and 'unknown rank' in problems[0]
+
+
+def test_parity_failure_fails_the_export(tmp_path):
+    with pytest.raises(ExportError, match='disagree'):
+        export_onnx(_tiny(), _spec(), tmp_path / 'x.onnx', tolerance=-1.0)
+
+
+def test_fp16_keeps_io_types(tmp_path):
+    path = tmp_path / 'tiny16.onnx'
+    report = export_onnx(_tiny(), _spec(), path, fp16=True, eval_clips=11)
+    proto = onnx.load(path)
+    assert report.precision == 'fp16' and report.four_d_only
+    assert proto.graph.input[0].type.tensor_type.elem_type == TensorProto.UINT8
+    assert proto.graph.output[0].type.tensor_type.elem_type == TensorProto.FLOAT
+    assert any(i.data_type == TensorProto.FLOAT16 for i in proto.graph.initializer)
+    assert not any(i.data_type == TensorProto.FLOAT for i in proto.graph.initializer)
+    if report.quantized_max_abs_diff is not None:  # the CPU provider could run it
+        assert report.quantized_max_abs_diff < 1e-2 and report.top1_agreement >= 0.9
+
+
+def test_int8_static_qdq_reports_agreement_and_accuracy(tmp_path):
+    path = tmp_path / 'tiny8.onnx'
+    report = export_onnx(_tiny(), _spec(), path, int8=True, calibration_clips=8,
+                         eval_clips=11)
+    proto = onnx.load(path)
+    ops = {node.op_type for node in proto.graph.node}
+    assert {'QuantizeLinear', 'DequantizeLinear'} <= ops
+    assert report.precision == 'int8' and report.four_d_only
+    assert report.top1_agreement is not None and 0.0 <= report.top1_agreement <= 1.0
+    assert report.accuracy is not None and report.accuracy_fp32 is not None
+    assert 'synthetic accuracy' in report.summary()
+
+
+def test_int8_calibration_from_a_directory(tmp_path):
+    clips = np.random.default_rng(0).integers(0, 256, (3, 6, 40, 48, 3), dtype=np.uint8)
+    for i, clip in enumerate(clips):
+        np.save(tmp_path / f'clip{i}.npy', clip)
+    report = export_onnx(_tiny(), _spec(), tmp_path / 'q.onnx', int8=True,
+                         calibration=tmp_path, eval_clips=4)
+    assert report.precision == 'int8'
+    with pytest.raises(ExportError, match='calibration directory not found'):
+        export_onnx(_tiny(), _spec(), tmp_path / 'q.onnx', int8=True,
+                    calibration=tmp_path / 'missing')
+
+
+class TinyWithExtraState(Tiny4d):
+    """Keeps plain data as extra state (as the Inception 2D-Net does)."""
+
+    def get_extra_state(self):
+        return {'flag': True}
+
+    def set_extra_state(self, state):
+        pass
+
+
+def test_modules_with_extra_state_export_at_the_asked_opset(tmp_path):
+    model = _tiny(TinyWithExtraState)
+    report = export_onnx(model, _spec(), tmp_path / 'extra.onnx')
+    assert report.four_d_only
+    assert onnx.load(tmp_path / 'extra.onnx').opset_import[0].version == 17
+    assert model.state_dict()['_extra_state'] == {'flag': True}  # restored after the export

@@ -1,0 +1,332 @@
+"""The ROS-free node core: parameter validation, frames in / results out, run-time changes,
+model reloads on the worker, diagnostics, and the worker thread."""
+
+import ast
+from pathlib import Path
+import threading
+
+from fixtures.ros_data import compressed_msg
+from fixtures.ros_data import image_msg
+from fixtures.ros_data import moving_frames
+from fixtures.ros_data import tiny_checkpoint
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from action_recognition.inference.backends import load_backend
+from action_recognition.inference.backends import ModelLoadError
+from action_recognition.inference.messages import action_typestore
+from action_recognition.inference.node_core import ERROR
+from action_recognition.inference.node_core import InferenceWorker
+from action_recognition.inference.node_core import NodeCore
+from action_recognition.inference.node_core import NodeParameters
+from action_recognition.inference.node_core import OK
+from action_recognition.inference.node_core import ParameterError
+from action_recognition.inference.node_core import PARAMETERS
+from action_recognition.inference.node_core import parse_parameters
+from action_recognition.inference.node_core import WARN
+
+START_NS = 1_700_000_000_000_000_007
+PERIOD_NS = 50_000_000
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture(scope='module')
+def models(tmp_path_factory):
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp('models')
+    return {
+        'a': tiny_checkpoint(root / 'a.pt', num_frames=4),
+        'b': tiny_checkpoint(root / 'b.pt', num_frames=4, labels=('x', 'y'), seed=1),
+        'unlabelled': tiny_checkpoint(root / 'u.pt', num_frames=4, labels=(), num_classes=3),
+    }
+
+
+@pytest.fixture(scope='module')
+def typestore():
+    return action_typestore()
+
+
+def _core(models, clock=None, **values):
+    params = parse_parameters({'model_path': str(models['a']), 'smoothing': 'none',
+                               'score_threshold': 0.0, 'hop': 1, **values})
+    return NodeCore(params, clock=clock or FakeClock())
+
+
+def _feed(core, typestore, frames, *, start=0, clock=None):
+    due = []
+    for i, frame in enumerate(frames, start):
+        if clock is not None:
+            clock.now += 0.05
+        msg = image_msg(typestore, frame, stamp_ns=START_NS + i * PERIOD_NS, frame_id='cam')
+        due.append(core.on_image_msg(msg))
+    return due
+
+
+def test_parameter_table_matches_dataclass_and_has_descriptions():
+    assert parse_parameters({}) == NodeParameters()
+    for definition in PARAMETERS:
+        assert len(definition.description) > 15, definition.name
+        if definition.type in (int, float) and definition.name != 'threads':
+            assert definition.minimum is not None and definition.maximum is not None
+
+
+@pytest.mark.parametrize(('values', 'reason'), [
+    ({'score_threshold': 1.5}, 'score_threshold must be <= 1.0'),
+    ({'top_k': 0}, 'top_k must be >= 1'),
+    ({'top_k': 2.5}, 'top_k must be an integer'),
+    ({'smoothing': 'median'}, "smoothing must be one of ['none', 'mean', 'ema']"),
+    ({'backend': 'tensorflow'}, 'backend must be one of'),
+    ({'device': 'gpu0'}, "device must be 'cpu', 'cuda' or 'cuda:N'"),
+    ({'half': True}, 'half=true needs a CUDA device'),
+    ({'enabled': 'yes'}, 'enabled must be a bool'),
+    ({'qos_depth': 0}, 'qos_depth must be >= 1'),
+    ({'nonsense': 1}, "unknown parameter 'nonsense'"),
+])
+def test_invalid_parameters_are_refused_with_a_reason(values, reason):
+    with pytest.raises(ParameterError) as info:
+        parse_parameters(values)
+    assert reason in str(info.value)
+
+
+def test_startup_fails_fast_on_missing_or_incompatible_model(models, tmp_path):
+    with pytest.raises(ModelLoadError, match=r'missing\.onnx'):
+        NodeCore(parse_parameters({'model_path': str(tmp_path / 'missing.onnx')}))
+    with pytest.raises(ModelLoadError, match="clip_length 16 != the model's 4"):
+        NodeCore(parse_parameters({'model_path': str(models['a']), 'clip_length': 16}))
+    with pytest.raises(ModelLoadError, match="input_size 64 != the model's 32x32"):
+        NodeCore(parse_parameters({'model_path': str(models['a']), 'input_size': 64}))
+    labels = tmp_path / 'labels.txt'
+    labels.write_text('one\ntwo\n')
+    with pytest.raises(ModelLoadError, match='has 2 labels for a model with 3 outputs'):
+        NodeCore(parse_parameters({'model_path': str(models['unlabelled']),
+                                   'labels_path': str(labels)}))
+    labels.write_text('# actions\none\ntwo\nthree\n')
+    core = NodeCore(parse_parameters({'model_path': str(models['unlabelled']),
+                                      'labels_path': str(labels)}))
+    assert core.labels == ('one', 'two', 'three')
+
+
+def test_frames_in_results_out_with_exact_header(models, typestore):
+    core = _core(models)
+    frames = moving_frames(6)
+    due = _feed(core, typestore, frames[:4])
+    assert due == [False, False, False, True]
+    result = core.step()
+    assert result is not None
+    assert result.record.stamp_ns == START_NS + 3 * PERIOD_NS
+    assert result.record.frame_id == 'cam' and result.record.frame == 3
+    assert len(result.record.top) == 3
+    assert core.step() is None  # nothing due
+    # The same clip gives the same result as the recogniser used directly.
+    backend = load_backend(models['a'])
+    from action_recognition.inference.runner import build_recognizer
+    direct = build_recognizer(backend, hop=1, top_k=5, threshold=0.0, smoothing='none')
+    expected = None
+    for i, frame in enumerate(frames[:4]):
+        expected = direct.push(frame, (START_NS + i * PERIOD_NS) * 1e-9, 'cam') or expected
+    assert result.record.top == expected.top
+
+
+def test_bad_frames_are_counted_and_dropped(models, typestore, caplog):
+    core = _core(models)
+    good = moving_frames(1)[0]
+    bad = image_msg(typestore, good, stamp_ns=START_NS, frame_id='cam')
+    bad.encoding = '32FC1'
+    assert core.on_image_msg(bad) is False
+    broken = compressed_msg(typestore, good, stamp_ns=START_NS, frame_id='cam')
+    broken.data = broken.data[:30]
+    assert core.on_compressed_msg(broken) is False
+    assert sum(core.frames_undecodable.values()) == 2
+    assert "unsupported image encoding '32FC1'" in caplog.text
+    ok = compressed_msg(typestore, good, stamp_ns=START_NS, frame_id='cam')
+    core.on_compressed_msg(ok)
+    assert core.recognizer.frames_in == 1
+    assert core.diagnostics().values['frames_undecodable'] == '2'
+
+
+def test_run_time_changes(models, typestore):
+    core = _core(models)
+    assert core.set_parameters({'score_threshold': 0.9, 'top_k': 1}) == (True, '')
+    assert core.recognizer.score_threshold == 0.9 and core.recognizer.top_k == 1
+    assert core.set_parameters({'smoothing': 'mean', 'hop': 3}) == (True, '')
+    assert core.recognizer.smoothing == 'mean' and core.recognizer.hop == 3
+    ok, reason = core.set_parameters({'top_k': -1})
+    assert not ok and 'top_k must be >= 1' in reason
+    assert core.recognizer.top_k == 1  # unchanged
+    ok, reason = core.set_parameters({'image_transport': 'compressed'})
+    assert not ok and 'only be set at start-up' in reason
+    ok, reason = core.set_parameters({'model_path': '/nonexistent/model.onnx'})
+    assert not ok and 'does not exist' in reason
+    # enabled=false: frames are not buffered.
+    assert core.set_parameters({'enabled': False}) == (True, '')
+    _feed(core, typestore, moving_frames(5))
+    assert core.recognizer.frames_in == 0 and core.frames_disabled == 5
+    assert core.diagnostics().message.startswith('disabled')
+    core.set_parameters({'enabled': True, 'score_threshold': 0.0, 'top_k': 5, 'hop': 1,
+                         'smoothing': 'none'})
+    _feed(core, typestore, moving_frames(4))
+    assert core.step() is not None
+
+
+def test_model_reload_on_the_worker_and_failed_reload(models, typestore, tmp_path):
+    core = _core(models)
+    _feed(core, typestore, moving_frames(4))
+    first = core.step()
+    assert {label for label, _ in first.record.top} == {'wave', 'walk', 'idle'}
+    ok, reason = core.set_parameters({'model_path': str(models['b'])})
+    assert ok and 'reload' in reason
+    assert core.labels == ('wave', 'walk', 'idle')  # not yet: the worker reloads
+    assert core.step() is None
+    assert core.labels == ('x', 'y') and core.reloads == 1
+    _feed(core, typestore, moving_frames(4), start=4)
+    second = core.step()
+    assert {label for label, _ in second.record.top} == {'x', 'y'}
+    # A file that exists but is not a model: the reload fails, the old model stays.
+    corrupt = tmp_path / 'corrupt.pt'
+    corrupt.write_bytes(b'not a checkpoint')
+    assert core.set_parameters({'model_path': str(corrupt)})[0]
+    core.step()
+    assert core.labels == ('x', 'y')
+    report = core.diagnostics()
+    assert report.level == ERROR and 'model reload failed' in report.message
+    assert 'corrupt.pt' in report.message
+
+
+def test_diagnostics_levels(models, typestore):
+    clock = FakeClock()
+    core = _core(models, clock=clock, stale_input_s=1.0)
+    report = core.diagnostics()
+    assert report.level == OK and report.message == 'waiting for images'
+    clock.now += 2.0
+    assert core.diagnostics().level == WARN
+    _feed(core, typestore, moving_frames(4), clock=clock)
+    assert core.step() is not None
+    report = core.diagnostics()
+    assert report.level == OK, report.message
+    for key in ('input_rate_hz', 'inference_rate_hz', 'latency_p50_ms', 'latency_p99_ms',
+                'frames_dropped', 'clips_dropped', 'backend', 'device'):
+        assert key in report.values
+    assert float(report.values['input_rate_hz']) > 0
+    assert report.values['device'] == 'cpu' and 'torch' in report.values['backend']
+    # Input stops.
+    clock.now += 5.0
+    report = core.diagnostics()
+    assert report.level == WARN and 'no image for 5.0 s' in report.message
+    # Inference falls behind: every frame makes a clip due, none is run.
+    _feed(core, typestore, moving_frames(6), start=4, clock=clock)
+    report = core.diagnostics()
+    assert report.level == WARN and 'falls behind' in report.message
+    assert int(report.values['clips_dropped']) == 5
+
+
+def test_inference_error_is_reported_and_the_core_keeps_running(models, typestore):
+    calls = {'n': 0}
+
+    def flaky_load(path, **kwargs):
+        backend = load_backend(path, **kwargs)
+        infer = backend.infer
+
+        def failing(frames):
+            calls['n'] += 1
+            if calls['n'] == 1:
+                raise RuntimeError('CUDA error: device lost')
+            return infer(frames)
+
+        backend.infer = failing
+        return backend
+
+    params = parse_parameters({'model_path': str(models['a']), 'hop': 1})
+    core = NodeCore(params, load=flaky_load, clock=FakeClock())
+    _feed(core, typestore, moving_frames(4))
+    assert core.step() is None
+    report = core.diagnostics()
+    assert report.level == ERROR and 'inference errors' in report.message
+    assert report.values['inference_errors'] == '1'
+    _feed(core, typestore, moving_frames(1), start=4)
+    assert core.step() is not None
+    assert core.diagnostics().level != ERROR
+
+
+def test_inference_rate_mode(models, typestore):
+    clock = FakeClock()
+    core = _core(models, clock=clock, inference_rate_hz=2.0)
+    _feed(core, typestore, moving_frames(4), clock=clock)
+    assert core.step() is not None
+    _feed(core, typestore, moving_frames(1), start=4, clock=clock)
+    assert core.seconds_until_due() == pytest.approx(0.45)
+    assert core.step() is None  # too early
+    clock.now += 0.5
+    assert core.step() is not None
+
+
+def test_worker_thread_publishes_results(models, typestore):
+    core = _core(models, hop=2)
+    results = []
+    published = threading.Semaphore(0)
+
+    def publish(result):
+        results.append(result)
+        published.release()
+
+    worker = InferenceWorker(core, publish, idle_s=0.01)
+    worker.start()
+    try:
+        _feed(core, typestore, moving_frames(4))
+        assert published.acquire(timeout=10)
+        _feed(core, typestore, moving_frames(2, seed=3), start=4)
+        assert published.acquire(timeout=10)
+    finally:
+        worker.stop()
+    assert not worker.alive
+    assert [r.record.frame for r in results] == [3, 5]
+    assert [r.record.stamp_ns for r in results] == [START_NS + 3 * PERIOD_NS,
+                                                    START_NS + 5 * PERIOD_NS]
+    frame = core.debug_image(results[-1])
+    assert frame.shape == (24, 32, 3) and frame.dtype == np.uint8
+
+
+# -- deployment files: the YAML configs and the launch file -------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize('name', ['action_recognition.yaml', 'eco_lite_add_gpu.yaml',
+                                  'ct_net_r50_gpu.yaml'])
+def test_config_files_set_every_parameter_with_its_type(name):
+    data = yaml.safe_load((REPO / 'config' / name).read_text())
+    values = data['/**']['ros__parameters']
+    assert set(values) == {d.name for d in PARAMETERS}
+    for definition in PARAMETERS:
+        # rclpy refuses an int for a double parameter (and the reverse): types must be exact.
+        assert type(values[definition.name]) is definition.type, definition.name
+    params = parse_parameters(values)
+    if 'gpu' in name:
+        assert params.device == 'cuda' and params.backend == 'onnxruntime'
+        assert params.clip_length > 0 and params.input_size > 0
+    else:
+        assert params.device == 'cpu' and params.model_path == ''
+
+
+def test_launch_file_arguments_are_described():
+    tree = ast.parse((REPO / 'launch' / 'action_recognition.launch.py').read_text())
+    declared = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, 'id', '') == \
+                'DeclareLaunchArgument':
+            keywords = {k.arg: k.value for k in node.keywords}
+            description = keywords['description']
+            text = ''.join(part.value for part in ast.walk(description)
+                           if isinstance(part, ast.Constant) and isinstance(part.value, str))
+            declared[node.args[0].value] = text
+    assert set(declared) == {'params_file', 'image_topic', 'namespace', 'model_path',
+                             'backend', 'device'}
+    assert all(len(text) > 20 for text in declared.values()), declared
