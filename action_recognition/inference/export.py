@@ -254,7 +254,7 @@ def _run(session: Any, frames: np.ndarray, spec: ModelSpec) -> np.ndarray:
 def export_onnx(model: nn.Module, spec: ModelSpec, path: str | os.PathLike[str], *,
                 opset: int = DEFAULT_OPSET, allow_5d: bool = False, fp16: bool = False,
                 int8: bool = False, calibration: str | os.PathLike[str] | None = None,
-                calibration_clips: int = 32, eval_clips: int = 22,
+                calibration_clips: int = 32, eval_clips: int = 44,
                 tolerance: float = TOLERANCE, seed: int = 0) -> ExportReport:
     """Export ``model`` (built for ``spec``) to one checked ONNX file at ``path``.
 
@@ -334,6 +334,9 @@ def export_onnx(model: nn.Module, spec: ModelSpec, path: str | os.PathLike[str],
 def _compare(report: ExportReport, fp32_bytes: bytes, path: Path, spec: ModelSpec,
              num_clips: int, seed: int) -> None:
     """Agreement of the written file with fp32, and synthetic accuracy when labels fit."""
+    if num_clips < 1:
+        report.notes.append(f'{report.precision} not compared with fp32 (no evaluation clips)')
+        return
     clips, labels = synthetic_clips(spec, num_clips, seed=seed + 1000)
     try:
         reduced = _session(path)
@@ -607,6 +610,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              '(default: synthetic clips)')
     parser.add_argument('--calibration-clips', type=int, default=32,
                         help='number of calibration clips')
+    parser.add_argument('--eval-clips', type=int, default=44,
+                        help='synthetic clips on which fp16/int8 are compared with fp32')
     parser.add_argument('--allow-5d', action='store_true',
                         help='export a model that is not 4D-only (skips the refusal)')
     parser.add_argument('--opset', type=int, default=DEFAULT_OPSET, help='ONNX opset')
@@ -649,7 +654,8 @@ def run(args: argparse.Namespace) -> int:
         report = export_onnx(model, spec, args.output, opset=args.opset,
                              allow_5d=args.allow_5d, fp16=args.fp16, int8=args.int8,
                              calibration=args.calibration,
-                             calibration_clips=args.calibration_clips, seed=args.seed)
+                             calibration_clips=args.calibration_clips,
+                             eval_clips=args.eval_clips, seed=args.seed)
     except (ExportError, ModelLoadError, KeyError, ValueError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f'error: {message}')
