@@ -92,8 +92,7 @@ def model_rows(names: list[str] | None = None, *, ablations: bool = True) -> lis
         from action_recognition.models import ctnet
 
         for label, (options, reference) in getattr(ctnet, 'ABLATION_REFERENCES', {}).items():
-            rows.append(_row('ct_net_r50', f'ct_net_r50 ({label})', reference, True, 'ctnet',
-                             options))
+            rows.append(_row('ct_net_r50', label, reference, True, 'ctnet', options))
     return rows
 
 
@@ -114,9 +113,12 @@ def format_table(rows: list[ModelRow]) -> str:
             f'| {row.params_m:.2f} | {_fmt(row.paper_params_m, 1)} '
             f'| {_fmt(row.counted_params_m)} | {row.gmac:.2f} | {row.mac_scope or "all"} '
             f'| {_fmt(row.paper_gmac, 1)} | {_fmt(row.counted_gmac)} |')
-    notes = [f'- {row.name}: {row.note}' for row in rows if row.note]
+    notes: dict[str, list[str]] = {}
+    for row in rows:
+        if row.note:
+            notes.setdefault(row.note, []).append(row.name)
     if notes:
-        lines += ['', *notes]
+        lines += ['', *(f'- {", ".join(names)}: {note}' for note, names in notes.items())]
     return '\n'.join(lines)
 
 

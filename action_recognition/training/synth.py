@@ -127,6 +127,8 @@ _GROW_RATIO = (1.7, 2.6)
 _ACTOR_SIZE = (0.26, 0.40)
 _GROW_MID_SIZE = (0.27, 0.33)
 _PAN_FRACTION_OF_SLOWEST = 0.1
+_DISTRACTOR_DRIFT = 0.3  # distractor speed, fraction of the slowest actor speed
+_DISTRACTOR_SPIN = 0.2  # distractor spin, fraction of the slowest actor rotation
 _BORDER = 0.03  # the actor's bounding circle stays this far inside the frame (camera shake)
 
 
@@ -402,10 +404,10 @@ def generate_clip_with_meta(label: str, *, rng: np.random.Generator, frames: int
         _, _, dpoly = _polygon(rng)
         colour = _far_colour(rng, actor_colour[None], _MIN_DISTRACTOR_DISTANCE)
         radius = rng.uniform(0.5, 0.8) * rng.uniform(*_ACTOR_SIZE) * size / 2
-        speed = rng.uniform(0, 0.3 * slowest)
+        speed = rng.uniform(0, _DISTRACTOR_DRIFT * slowest)
         heading = rng.uniform(0, 2 * np.pi)
         start = rng.uniform(0, size, 2)
-        spin = rng.uniform(-0.2, 0.2) * _ROTATION_DEGREES[0] / (frames - 1)
+        spin = rng.uniform(-1, 1) * _DISTRACTOR_SPIN * _ROTATION_DEGREES[0] / (frames - 1)
         angle0 = rng.uniform(0, 360)
         distractors.append((dpoly, tuple(float(c) for c in colour), radius,
                             start[0] + speed * np.cos(heading) * centred_t,
