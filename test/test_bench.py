@@ -33,3 +33,18 @@ def test_tiny_bench_run(tmp_path, capsys):
 def test_unknown_model_is_a_clear_error(capsys):
     assert main(['bench', '--models', 'nope', '--no-progress', '--threads', '1']) == 1
     assert 'unknown model' in capsys.readouterr().out
+
+
+def test_converted_5d_model_is_benchmarked_beside_the_original(tmp_path, capsys):
+    # eco_lite_conv3d_5d at its narrowest on the small 2D-Net: the original (5D, torch) and its
+    # converted 4D-only twin (torch-4d), timed in one run.
+    out_json = tmp_path / 'bench.json'
+    code = main(['bench', '--models', 'eco_lite_conv3d_5d', '--backends', 'torch', 'torch-4d',
+                 '--frames', '4', '--size', '112', '--threads', '1', '--repeats', '1',
+                 '--warmup', '0', '--stream-windows', '0', '--json', str(out_json),
+                 '--no-progress'])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    rows = json.loads(out_json.read_text())['rows']
+    assert [r['backend'] for r in rows] == ['torch', 'torch-4d']
+    assert all(r['note'] == '' and r['latency_p50_ms'] > 0 for r in rows), rows

@@ -52,7 +52,7 @@ __all__ = [
 
 LOGGER = logging.getLogger(__name__)
 
-BACKENDS = ('torch', 'torch-bf16', 'torch-stream', 'onnxruntime', 'onnxruntime-int8',
+BACKENDS = ('torch', 'torch-4d', 'torch-bf16', 'torch-stream', 'onnxruntime', 'onnxruntime-int8',
             'onnxruntime-fp16')
 DEFAULT_MODELS = ('eco_lite_add', 'eco_lite_conv3d_5d')
 DEFAULT_BACKENDS = ('torch', 'torch-stream', 'onnxruntime', 'onnxruntime-int8', 'torch-bf16')
@@ -238,6 +238,13 @@ def _make_backend(name: str, model: nn.Module, spec: ModelSpec, threads: int, wo
 
     if name == 'torch':
         return TorchBackend(model, spec)
+    if name == 'torch-4d':
+        # The model as the Conv3d -> 4D converter rewrites it (models/convert.py): for a 5D
+        # model, its exact 4D-only twin, measured beside the original.
+        from action_recognition.models.convert import to_4d
+
+        example = torch.randn(spec.num_frames, 3, *spec.input_size)
+        return TorchBackend(to_4d(copy.deepcopy(model).eval(), example_input=example), spec)
     if name == 'torch-bf16':
         if not has_bf16():
             raise RuntimeError('this CPU has no bf16 support (avx512_bf16/amx_bf16)')
