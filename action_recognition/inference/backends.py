@@ -93,6 +93,12 @@ def _check_logits(logits: np.ndarray, batch: int, spec: ModelSpec, what: str) ->
     return logits
 
 
+def check_half(device: str, half: bool) -> None:
+    """fp16 inference (``half=True``) is for CUDA devices only."""
+    if half and not device.startswith('cuda'):
+        raise ValueError('fp16 (half=True) is only supported on CUDA devices')
+
+
 class DeployedModel(nn.Module):
     """``uint8`` frames ``[B*T, 3, h, w]`` -> logits ``[B, classes]``: normalise, then model.
 
@@ -113,8 +119,7 @@ class TorchBackend:
 
     def __init__(self, model: nn.Module, spec: ModelSpec, *, device: str = 'cpu',
                  half: bool = False) -> None:
-        if half and not device.startswith('cuda'):
-            raise ValueError('fp16 (half=True) is only supported on CUDA devices')
+        check_half(device, half)
         self.spec = spec
         self.device = device
         self.half = half

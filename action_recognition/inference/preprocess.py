@@ -49,14 +49,15 @@ def resize_short_side(frame: np.ndarray, size: int) -> np.ndarray:
 
 
 def center_crop(frame: np.ndarray, size: Sequence[int]) -> np.ndarray:
-    """The centre ``size = (h, w)`` window of ``[H, W, C]``; the frame must be large enough."""
+    """The centre ``size = (h, w)`` window of a frame ``[H, W, C]`` or a clip ``[T, H, W, C]``
+    (the same window in every frame); the frames must be large enough."""
     crop_h, crop_w = int(size[0]), int(size[1])
-    height, width = frame.shape[:2]
+    height, width = frame.shape[-3:-1]
     if height < crop_h or width < crop_w:
         raise ValueError(f'cannot crop {crop_h}x{crop_w} from a {height}x{width} frame')
     top = (height - crop_h) // 2
     left = (width - crop_w) // 2
-    return frame[top:top + crop_h, left:left + crop_w]
+    return frame[..., top:top + crop_h, left:left + crop_w, :]
 
 
 def prepare_frame(frame: np.ndarray, spec: ModelSpec) -> np.ndarray:

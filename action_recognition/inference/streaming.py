@@ -26,6 +26,7 @@ from torch import nn
 from torch import Tensor
 
 from action_recognition.inference.backends import check_frames
+from action_recognition.inference.backends import check_half
 from action_recognition.inference.backends import load_checkpoint
 from action_recognition.inference.backends import ModelLoadError
 from action_recognition.inference.preprocess import Normalize
@@ -48,8 +49,7 @@ class StreamingEcoBackend:
         if not supports_streaming(model):
             raise ValueError(f'model {spec.model!r} has no forward_2d/forward_3d: it cannot '
                              f'stream; use TorchBackend')
-        if half and not device.startswith('cuda'):
-            raise ValueError('fp16 (half=True) is only supported on CUDA devices')
+        check_half(device, half)
         self.spec = spec
         self.device = device
         self.half = half

@@ -21,6 +21,8 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from action_recognition.inference.preprocess import center_crop
+
 __all__ = [
     'ClipTransform', 'Compose', 'MultiScaleCrop', 'RandomHorizontalFlip', 'RandomVerticalFlip',
     'RandomTimeReversal', 'Resize', 'CenterCrop', 'ThreeCrop', 'resize_clip', 'check_clip',
@@ -211,12 +213,7 @@ class CenterCrop:
 
     def views(self, clip: np.ndarray) -> list[np.ndarray]:
         check_clip(clip)
-        crop_h, crop_w = self.size
-        height, width = clip.shape[1:3]
-        if height < crop_h or width < crop_w:
-            raise ValueError(f'cannot crop {crop_h}x{crop_w} from {height}x{width} frames')
-        top, left = (height - crop_h) // 2, (width - crop_w) // 2
-        return [np.ascontiguousarray(clip[:, top:top + crop_h, left:left + crop_w])]
+        return [np.ascontiguousarray(center_crop(clip, self.size))]
 
     def __call__(self, clip: np.ndarray, label: int,
                  rng: np.random.Generator) -> tuple[np.ndarray, int]:
