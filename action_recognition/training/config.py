@@ -206,21 +206,15 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise ``ValueError`` naming every setting that is out of range."""
         problems = []
-        if self.dataset.format not in DATASET_FORMATS:
-            problems.append(
-                f'dataset.format must be one of {", ".join(DATASET_FORMATS)}, '
-                f'got {self.dataset.format!r}')
-        if self.optim.optimizer not in OPTIMIZERS:
-            problems.append(
-                f'optim.optimizer must be one of {", ".join(OPTIMIZERS)}, '
-                f'got {self.optim.optimizer!r}')
-        if self.optim.scheduler not in SCHEDULERS:
-            problems.append(
-                f'optim.scheduler must be one of {", ".join(SCHEDULERS)}, '
-                f'got {self.optim.scheduler!r}')
-        if self.model.bn_mode not in BN_MODES:
-            problems.append(
-                f'model.bn_mode must be one of {", ".join(BN_MODES)}, got {self.model.bn_mode!r}')
+        choices: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+            ('dataset.format', self.dataset.format, DATASET_FORMATS),
+            ('optim.optimizer', self.optim.optimizer, OPTIMIZERS),
+            ('optim.scheduler', self.optim.scheduler, SCHEDULERS),
+            ('model.bn_mode', self.model.bn_mode, BN_MODES),
+        )
+        for name, value, allowed in choices:
+            if value not in allowed:
+                problems.append(f'{name} must be one of {", ".join(allowed)}, got {value!r}')
         if self.epochs < 1:
             problems.append(f'epochs must be >= 1, got {self.epochs}')
         if self.batch_size < 1:
