@@ -17,6 +17,7 @@ from action_recognition.models.analysis import check_4d_only_structure
 from action_recognition.models.analysis import count_macs
 from action_recognition.models.analysis import count_params
 from action_recognition.models.analysis import RankRecorder
+from action_recognition.models.inception import ContrastSymmetricNet2d
 from action_recognition.models.inception import InceptionV3Net2d
 from action_recognition.models.inception import load_inception_v3_imagenet
 from action_recognition.models.inception import SmallNet2d
@@ -445,7 +446,7 @@ def test_conv3d_5d_state_dict_loads_into_4d_model():
 # ------------------------------------------------------------------ streaming API, options
 
 
-@pytest.mark.parametrize('net2d', ['inception', 'small'])
+@pytest.mark.parametrize('net2d', ['inception', 'small', 'small_sym'])
 def test_forward_is_forward_3d_of_forward_2d_and_frames_are_independent(net2d):
     torch.manual_seed(4)
     model = create_model('eco_lite_add', num_classes=5, num_frames=3, net2d=net2d,
@@ -612,3 +613,37 @@ def test_transform_input_matches_torchvision_rescaling():
         torch.testing.assert_close(net(x), expected, atol=1e-5, rtol=1e-4)
     with pytest.raises(ValueError, match='at least 75x75'):
         net(torch.randn(1, 3, 60, 80))
+
+
+# ------------------------------------------------------------------ contrast-symmetric 2D-Net
+
+
+def test_contrast_symmetric_net2d_ignores_contrast_and_polarity_but_not_content():
+    torch.manual_seed(7)
+    model = create_model('eco_lite_add_small', num_classes=3, num_frames=4, net2d='small_sym',
+                         width_mult=0.125).eval()
+    assert isinstance(model.net2d, ContrastSymmetricNet2d)
+    assert isinstance(model.net2d.net, SmallNet2d)
+    assert model.net2d.output_size(64) == SmallNet2d.output_size(64) == 8
+    x = torch.randn(8, 3, 64, 64)
+    with torch.no_grad():
+        features = model.forward_2d(x)
+        # The negative frame gives exactly the same features (same two terms, swapped).
+        torch.testing.assert_close(model.forward_2d(-x), features, atol=1e-5, rtol=1e-5)
+        # An offset and a contrast change per frame and channel only move eps's share.
+        scaled = x * torch.tensor([3.0, 0.5, 2.0]).view(1, 3, 1, 1) + 0.7
+        torch.testing.assert_close(model.forward_2d(scaled), features, atol=5e-3, rtol=5e-2)
+        # Not a constant: other frames give other features; a flat frame gives finite ones.
+        assert (model.forward_2d(x.roll(1, dims=3)) - features).abs().max() > 1e-2
+        flat = model.forward_2d(torch.full((1, 3, 64, 64), 0.3))
+        assert torch.isfinite(flat).all()
+        # Features are net(z) + net(-z) of the standardised frame.
+        z = model.net2d.standardise(x)
+        torch.testing.assert_close(z.mean(dim=(2, 3)), torch.zeros(8, 3), atol=1e-5, rtol=0)
+        torch.testing.assert_close(features, model.net2d.net(z) + model.net2d.net(-z))
+    recorder = assert_4d_only(model, torch.randn(8, 3, 64, 64), backward=True)
+    assert recorder.max_rank <= 4
+    with pytest.raises(ValueError, match='eps'):
+        ContrastSymmetricNet2d(SmallNet2d(), eps=0.0)
+    with pytest.raises(ValueError, match='frames'):
+        model.net2d(torch.randn(2, 1, 64, 64))

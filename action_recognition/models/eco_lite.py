@@ -39,6 +39,12 @@ Variants (registered builders, all ``builder(*, num_classes, num_frames, **optio
 - ``eco_lite_add_small``: Proposed-Add on :class:`SmallNet2d` with ``width_mult=0.25`` for real
   time on a small CPU (no paper reference).
 
+Every builder takes ``net2d``: ``'inception'`` (the paper's), ``'small'`` (:class:`SmallNet2d`) or
+``'small_sym'``: :class:`SmallNet2d` inside
+:class:`~action_recognition.models.inception.ContrastSymmetricNet2d`, which standardises each
+frame and adds the features of the frame and its negative (twice the 2D-Net's cost; the
+synthetic benchmark's configs use it, see ``docs/synthetic_rotation.md``).
+
 Strided blocks of Rank-1, Proposed-Add and Proposed-Cat use the paper's 4D pattern: the temporal
 stride is a temporal-pooling 1x1 conv (stride ``s`` along T), and the shortcut is a 1x1 spatial
 conv with stride ``s`` followed by the same temporal-pooling conv. That is what reproduces Table 2
@@ -84,6 +90,7 @@ from torch import nn
 from torch import Tensor
 import torch.nn.functional as F
 
+from action_recognition.models.inception import ContrastSymmetricNet2d
 from action_recognition.models.inception import InceptionV3Net2d
 from action_recognition.models.inception import NET2D_CHANNELS
 from action_recognition.models.inception import SmallNet2d
@@ -109,7 +116,7 @@ ConvUnitFactory = Callable[[int, int, int], nn.Module]
 """``factory(in_channels, out_channels, stride) -> unit`` with ``unit(x, num_frames)``."""
 
 TemporalStrideMode = Literal['aligned', 'paper']
-Net2dName = Literal['inception', 'small']
+Net2dName = Literal['inception', 'small', 'small_sym']
 
 
 def _frames_after(num_frames: int, stride: int) -> int:
@@ -616,7 +623,9 @@ def _make_net2d(name: str) -> tuple[nn.Module, tuple[int, int]]:
         return InceptionV3Net2d(), (243, 243)
     if name == 'small':
         return SmallNet2d(), (112, 112)
-    raise ValueError(f"net2d must be 'inception' or 'small', got {name!r}")
+    if name == 'small_sym':
+        return ContrastSymmetricNet2d(SmallNet2d()), (112, 112)
+    raise ValueError(f"net2d must be 'inception', 'small' or 'small_sym', got {name!r}")
 
 
 def _widths(width_mult: float, factor: int = 1) -> tuple[int, int, int]:
