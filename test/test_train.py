@@ -5,10 +5,11 @@ The accuracy test trains the shipped CI config (``config/training/synthetic_ci.y
 clearly learn motion: held-out top-1 of at least ``MIN_TOP1`` (above the 54.5% that an
 order-blind model could reach at best: static plus one member of each of the 5 reversal pairs),
 telling reversal partners apart, and recognising a clip played backwards as its partner class.
-(Measured on 2 shared cores: 79-80% top-1, 89-90% pair accuracy, 77-82% reversed clips as the
-partner; the issue's target of 90% top-1 is not reached yet: this model does not learn
-rotation.) A
-TSN-style model (a 2D CNN whose frame logits are averaged over the clip) trained the same way
+(Measured on 2 shared cores with the contrast-symmetric 2D-Net of the config: 80.9% top-1,
+88.3% pair accuracy, 83.7% reversed clips as the partner. The direction of rotation needs about
+3,000 steps, twice this budget, so the issue's 90% top-1 is held by the shipped default model,
+trained longer, in ``test_default_model.py``; see ``docs/synthetic_rotation.md``.) A TSN-style
+model (a 2D CNN whose frame logits are averaged over the clip) trained the same way
 cannot tell reversal partners apart: it is exactly invariant to frame order, and picks the
 right partner about half the time.
 """
@@ -35,9 +36,9 @@ from action_recognition.training.config import make_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 CI_CONFIG = ROOT / 'config' / 'training' / 'synthetic_ci.yaml'
-MIN_TOP1 = 65.0
-MIN_PAIR_ACCURACY = 75.0
-MIN_REVERSED_AS_PARTNER = 60.0
+MIN_TOP1 = 70.0
+MIN_PAIR_ACCURACY = 80.0
+MIN_REVERSED_AS_PARTNER = 70.0
 PAIRS = [(synth.CLASSES.index(a), synth.CLASSES.index(b)) for a, b in synth.REVERSAL_PAIRS]
 
 # A tiny run for the mechanics tests: 22 clips of 4 frames at 32x32, 2 steps per epoch.
