@@ -1,5 +1,7 @@
 """Checkpoints: atomic writes, clear errors, and models rebuilt from the stored spec."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -110,3 +112,117 @@ def test_unknown_model_and_wrong_weights(tmp_path):
     path = ckpt.save_checkpoint(tmp_path / 's.pt', {'spec': bad_spec, 'model_state': {}})
     with pytest.raises(ckpt.CheckpointError, match='invalid model spec'):
         ckpt.load_model_from_checkpoint(path)
+
+
+def _assert_plain(value, where='checkpoint'):
+    """Only tensors and plain data, nothing NumPy (what weights_only=True reads back)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _assert_plain(key, f'{where} key')
+            _assert_plain(item, f'{where}[{key!r}]')
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _assert_plain(item, f'{where}[{index}]')
+    else:
+        assert value is None or isinstance(value, bool | int | float | str | torch.Tensor), (
+            where, type(value))
+
+
+def test_a_real_training_checkpoint_loads_with_weights_only(tmp_path):
+    from action_recognition.training import train as training
+    from action_recognition.training.config import load_config
+
+    config = load_config(None, [
+        'model.name=eco_lite_add_small', 'model.options={width_mult: 0.125}',
+        'model.num_frames=4', 'model.input_size=[32,32]', 'model.resize_short=32',
+        'dataset.format=synthetic', 'dataset.train_per_class=2', 'dataset.val_per_class=1',
+        'batch_size=8', 'epochs=1', 'optim.optimizer=adamw', 'progress=false', 'threads=1',
+        'tensorboard=false', f'output_dir={tmp_path}'])
+    training.train(config)
+    for name in ('last.pt', 'best.pt', 'model.pt'):
+        state = torch.load(tmp_path / name, map_location='cpu', weights_only=True)
+        for key in ('spec', 'config', 'metrics'):
+            _assert_plain(state[key], f'{name}[{key!r}]')
+        assert state['metrics']['best_epoch'] == 1
+        assert len(state['metrics']['last']['confusion_matrix']) == 11
+    last = torch.load(tmp_path / 'last.pt', map_location='cpu', weights_only=True)
+    for key in ('optimizer', 'scheduler', 'rng_state'):
+        _assert_plain(last[key], key)
+    assert last['optimizer']['state'] and last['scaler'] is None
+    assert set(last['rng_state']) >= {'python', 'numpy', 'torch'}
+
+
+def test_rng_state_is_plain_data_and_restores_every_generator(tmp_path):
+    import random
+
+    import numpy as np
+
+    from action_recognition.training import train as training
+
+    random.seed(1)
+    np.random.seed(2)
+    np.random.randn()  # a cached Gaussian is part of NumPy's state
+    torch.manual_seed(3)
+    saved = training.rng_state()
+
+    def draw():
+        return (random.random(), random.gauss(0, 1), float(np.random.rand()),
+                float(np.random.randn()), torch.rand(3).tolist())
+
+    expected = draw()
+    path = ckpt.save_checkpoint(tmp_path / 'rng.pt', {'spec': SPEC.to_dict(), 'model_state': {},
+                                                      'rng_state': saved})
+    loaded = torch.load(path, weights_only=True)['rng_state']
+    _assert_plain(loaded)
+    draw()
+    training.set_rng_state(loaded)
+    assert draw() == expected
+
+
+def test_plain_data_converts_numpy_and_refuses_objects(tmp_path):
+    import numpy as np
+
+    model = _model()
+    state_dict = model.state_dict()
+    converted = ckpt.plain_data({'model_state': state_dict, 'top1': np.float64(50.0),
+                                 'counts': np.arange(3), 'pair': (np.int64(1), 'a')})
+    assert converted['model_state'] is state_dict  # unchanged: keeps its _metadata
+    assert converted['top1'] == 50.0 and type(converted['top1']) is float
+    assert converted['counts'] == [0, 1, 2] and converted['pair'] == (1, 'a')
+    assert type(converted['pair'][0]) is int
+
+    class Custom:
+        pass
+
+    with pytest.raises(ValueError, match=r"checkpoint\['metrics'\]\['note'\].*plain data"):
+        ckpt.plain_data({'metrics': {'note': Custom()}})
+    with pytest.raises(ValueError, match='plain data'):
+        ckpt.save_checkpoint(tmp_path / 'x.pt', {'spec': SPEC.to_dict(), 'model_state': {},
+                                                 'extra': Custom()})
+    assert list(tmp_path.iterdir()) == []
+    # NumPy values in a state are saved as plain data.
+    path = ckpt.save_checkpoint(tmp_path / 'np.pt', {'spec': SPEC.to_dict(), 'model_state': {},
+                                                     'metrics': {'top1': np.float32(0.5)}})
+    assert torch.load(path, weights_only=True)['metrics'] == {'top1': 0.5}
+
+
+def test_temporaries_of_a_killed_save_are_recognised(tmp_path, monkeypatch):
+    from action_recognition.files import remove_stale_temporaries
+
+    seen = []
+
+    def killed_save(obj, stream):
+        seen.append(stream.name)
+        stream.write(b'partial')
+        raise KeyboardInterrupt  # as near to a kill as a test gets in-process
+
+    monkeypatch.setattr(torch, 'save', killed_save)
+    with pytest.raises(KeyboardInterrupt):
+        ckpt.save_checkpoint(tmp_path / 'last.pt', {'spec': SPEC.to_dict(), 'model_state': {}})
+    monkeypatch.undo()
+    # What a SIGKILL would have left: the temporary, under the name save_checkpoint chose.
+    leftover = Path(seen[0])
+    leftover.write_bytes(b'partial')
+    assert leftover.name.startswith('.last.pt.') and leftover.name.endswith('.tmp')
+    assert remove_stale_temporaries(tmp_path / 'last.pt') == [leftover]
+    assert list(tmp_path.iterdir()) == []

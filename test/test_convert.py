@@ -1,6 +1,7 @@
 """to_4d: any 3D CNN becomes an exact 4D-only model, or is refused with the reason."""
 
 import copy
+import io
 import warnings
 
 from nets3d import randomize_batch_norm
@@ -451,18 +452,114 @@ def test_cli_converts_a_saved_module(tmp_path, capsys):
     source = tmp_path / 'net.pt'
     torch.save(model, source)
     output = tmp_path / 'net_4d.pt'
-    rc = main(['convert', '--module-file', str(source), '--frames', '4', '--size', '8',
-               '--batch', '2', '--output', str(output)])
+    rc = main(['convert', '--module-file', str(source), '--trust-module-file', '--frames', '4',
+               '--size', '8', '--batch', '2', '--output', str(output)])
     assert rc == 0
     assert 'max abs diff' in capsys.readouterr().out
     converted = torch.load(output, weights_only=False)
     assert_matches(model, converted, torch.randn(3, 3, 4, 8, 8))
     # A state dict is not a module: a clear error, not a traceback.
     torch.save(model.state_dict(), tmp_path / 'state.pt')
-    rc = main(['convert', '--module-file', str(tmp_path / 'state.pt'), '--output',
-               str(tmp_path / 'x.pt')])
+    rc = main(['convert', '--module-file', str(tmp_path / 'state.pt'), '--trust-module-file',
+               '--output', str(tmp_path / 'x.pt')])
     assert rc == 2
     assert 'state dict' in capsys.readouterr().err
+
+
+class _RunsCode:
+    """Unpickling it runs a shell command creating ``marker`` (what an attacker's file does)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+        import shlex
+
+        return (os.system, (f'touch {shlex.quote(str(self.marker))}',))
+
+
+def test_module_file_is_never_loaded_without_trust(tmp_path, capsys):
+    from action_recognition.cli import main
+    from action_recognition.models import convert_cli
+
+    marker = tmp_path / 'MARKER'
+    evil = tmp_path / 'evil.pt'
+    torch.save(_RunsCode(marker), evil)
+    output = tmp_path / 'out.pt'
+    rc = main(['convert', '--module-file', str(evil), '--frames', '4', '--size', '8',
+               '--output', str(output)])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert '--trust-module-file' in err and 'runs code' in err and 'not opened' in err
+    assert not marker.exists() and not output.exists()
+    with pytest.raises(convert_cli.UntrustedModuleFileError):
+        convert_cli.load_module_file(evil)
+    assert not marker.exists()
+    # The alias that suggested a safe TorchScript load is gone; --help says the file runs code.
+    with pytest.raises(SystemExit):
+        main(['convert', '--torchscript', str(evil), '--output', str(output)])
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(['convert', '--help'])
+    help_text = ' '.join(capsys.readouterr().out.split())
+    assert 'RUNS PYTHON CODE FROM THE FILE' in help_text and '--trust-module-file' in help_text
+    assert 'runs code' in convert_cli.__doc__
+    assert not marker.exists()
+
+
+def test_cli_output_needs_force_and_is_written_atomically(tmp_path, capsys, monkeypatch):
+    from action_recognition.cli import main
+    from action_recognition.models import convert as convert_module
+
+    source = tmp_path / 'net.pt'
+    torch.save(randomize_batch_norm(TrainNet()).eval(), source)
+    args = ['convert', '--module-file', str(source), '--trust-module-file', '--frames', '4',
+            '--size', '8']
+    output = tmp_path / 'net_4d.pt'
+    assert main([*args, '--output', str(output)]) == 0
+    first = output.read_bytes()
+    capsys.readouterr()
+    # An existing output is refused (before any work), and left as it was.
+    assert main([*args, '--output', str(output)]) == 2
+    err = capsys.readouterr().err
+    assert 'exists already' in err and '--force' in err
+    assert output.read_bytes() == first
+    onnx_output = tmp_path / 'net_4d.onnx'
+    onnx_output.write_bytes(b'previous')
+    assert main([*args, '--output', str(onnx_output)]) == 2
+    assert 'pass --force' in capsys.readouterr().err
+    assert onnx_output.read_bytes() == b'previous'
+    # The input itself is never an output, even with --force.
+    assert main([*args, '--force', '--output', str(source)]) == 2
+    assert 'is the input' in capsys.readouterr().err
+    # --force replaces it.
+    other = tmp_path / 'other.pt'
+    torch.save(randomize_batch_norm(TrainNet()).eval(), other)
+    assert main(['convert', '--module-file', str(other), '--trust-module-file', '--frames', '4',
+                 '--size', '8', '--force', '--output', str(output)]) == 0
+    replaced = torch.load(output, weights_only=False).state_dict()
+    previous = torch.load(io.BytesIO(first), weights_only=False).state_dict()
+    assert replaced.keys() == previous.keys()
+    assert not all(torch.equal(replaced[k], previous[k]) for k in previous)
+    other.unlink()
+    # An export that fails half-way leaves the previous file and no temporary.
+
+    def broken_export(converted, frames, path, **kwargs):
+        with open(path, 'wb') as stream:
+            stream.write(b'partial')
+        raise RuntimeError('ONNX export failed: disk full')
+
+    monkeypatch.setattr(convert_module, 'export_onnx_4d', broken_export)
+    capsys.readouterr()
+    assert main([*args, '--force', '--output', str(onnx_output)]) == 1
+    assert 'disk full' in capsys.readouterr().err
+    assert onnx_output.read_bytes() == b'previous'
+    fresh = tmp_path / 'fresh.onnx'
+    assert main([*args, '--output', str(fresh)]) == 1
+    assert not fresh.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        'net.pt', 'net_4d.onnx', 'net_4d.pt']
 
 
 def test_bench_reports_both_models():

@@ -172,7 +172,7 @@ def test_int8_calibration_from_a_directory(tmp_path):
     assert report.precision == 'int8'
     with pytest.raises(ExportError, match='calibration directory not found'):
         export_onnx(_tiny(), _spec(), tmp_path / 'q.onnx', int8=True,
-                    calibration=tmp_path / 'missing')
+                    calibration=tmp_path / 'missing', force=True)
 
 
 class TinyWithExtraState(Tiny4d):

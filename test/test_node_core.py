@@ -4,8 +4,16 @@ model reloads on the worker, diagnostics, and the worker thread."""
 import ast
 from pathlib import Path
 import threading
+import time
 
+import cv2
+from fixtures.image_bombs import jpeg_bomb
+from fixtures.image_bombs import JPEG_BOMBS
+from fixtures.image_bombs import png_bomb
+from fixtures.image_bombs import RAW_STEP_BOMBS
+from fixtures.ros_data import COMPRESSED
 from fixtures.ros_data import compressed_msg
+from fixtures.ros_data import IMAGE
 from fixtures.ros_data import image_msg
 from fixtures.ros_data import moving_frames
 from fixtures.ros_data import tiny_checkpoint
@@ -14,8 +22,10 @@ import pytest
 import torch
 import yaml
 
+from action_recognition.inference import node_core
 from action_recognition.inference.backends import load_backend
 from action_recognition.inference.backends import ModelLoadError
+from action_recognition.inference.images import compressed_msg_to_rgb
 from action_recognition.inference.messages import action_typestore
 from action_recognition.inference.node_core import ERROR
 from action_recognition.inference.node_core import InferenceWorker
@@ -26,6 +36,7 @@ from action_recognition.inference.node_core import ParameterError
 from action_recognition.inference.node_core import PARAMETERS
 from action_recognition.inference.node_core import parse_parameters
 from action_recognition.inference.node_core import WARN
+from action_recognition.inference.sinks import annotate
 
 START_NS = 1_700_000_000_000_000_007
 PERIOD_NS = 50_000_000
@@ -278,6 +289,7 @@ def test_worker_thread_publishes_results(models, typestore):
         published.release()
 
     worker = InferenceWorker(core, publish, idle_s=0.01)
+    core.debug_enabled = True
     worker.start()
     try:
         _feed(core, typestore, moving_frames(4))
@@ -292,6 +304,237 @@ def test_worker_thread_publishes_results(models, typestore):
                                                     START_NS + 5 * PERIOD_NS]
     frame = core.debug_image(results[-1])
     assert frame.shape == (24, 32, 3) and frame.dtype == np.uint8
+
+
+# -- images that claim huge sizes ----------------------------------------------------------------
+
+def _header(typestore, stamp_ns, frame_id='cam'):
+    types = typestore.types
+    sec, nanosec = divmod(stamp_ns, 1_000_000_000)
+    return types['std_msgs/msg/Header'](
+        stamp=types['builtin_interfaces/msg/Time'](sec=sec, nanosec=nanosec), frame_id=frame_id)
+
+
+def _compressed_bytes(typestore, data, fmt='jpeg', stamp_ns=START_NS):
+    return typestore.types[COMPRESSED](header=_header(typestore, stamp_ns), format=fmt,
+                                       data=np.frombuffer(data, np.uint8).copy())
+
+
+def _raw_step_bomb(typestore, step, stamp_ns=START_NS):
+    return typestore.types[IMAGE](header=_header(typestore, stamp_ns), height=1, width=1,
+                                  encoding='rgb8', is_bigendian=0, step=step,
+                                  data=np.array([16, 32, 48], np.uint8))
+
+
+def test_image_bombs_are_dropped_counted_and_the_stream_goes_on(models, typestore, caplog):
+    core = _core(models)
+    frames = moving_frames(4)
+    stamps = [START_NS + i * PERIOD_NS for i in range(4)]
+
+    def good(i):
+        return core.on_compressed_msg(compressed_msg(typestore, frames[i], stamp_ns=stamps[i],
+                                                     frame_id='cam'))
+
+    assert [good(0), good(1)] == [False, False]
+    # The 65500x65500 JPEG first (on the code before the limit it raised cv2.error out of the
+    # callback), then the others: each returns at once, nothing raises.
+    bombs = [_compressed_bytes(typestore, jpeg_bomb(h, w), stamp_ns=stamps[1] + 1)
+             for h, w in JPEG_BOMBS]
+    bombs.append(_compressed_bytes(typestore, png_bomb(65500, 65500), 'png', stamps[1] + 2))
+    for bomb in bombs:
+        start = time.perf_counter()
+        assert core.on_compressed_msg(bomb) is False
+        assert time.perf_counter() - start < 0.5
+    for step in RAW_STEP_BOMBS:
+        start = time.perf_counter()
+        assert core.on_image_msg(_raw_step_bomb(typestore, step, stamps[1] + 3)) is False
+        assert time.perf_counter() - start < 0.5
+    assert core.frames_undecodable == {'oversized': 6}
+    values = core.diagnostics().values
+    assert values['frames_oversized'] == '6' and values['frames_undecodable'] == '6'
+    assert 'dropping image (oversized): the JPEG image (from its header) is 65500x65500' in \
+        caplog.text and 'max_image_pixels' in caplog.text
+    # The clip buffer was not disturbed: the next good frames complete the clip, and it is the
+    # clip of the four good frames.
+    assert [good(2), good(3)] == [False, True]
+    result = core.step()
+    assert result is not None
+    assert result.record.stamp_ns == stamps[3] and result.record.frame == 2 + 6 + 1
+    from action_recognition.inference.runner import build_recognizer
+    direct = build_recognizer(load_backend(models['a']), hop=1, top_k=5, threshold=0.0,
+                              smoothing='none')
+    expected = None
+    for frame, stamp in zip(frames, stamps):
+        msg = compressed_msg(typestore, frame, stamp_ns=stamp, frame_id='cam')
+        expected = direct.push(compressed_msg_to_rgb(msg), stamp * 1e-9, 'cam') or expected
+    assert result.record.top == expected.top
+    assert core.diagnostics().values['frames_received'] == str(4 + 6)
+
+
+def test_unexpected_conversion_errors_are_counted_not_raised(models, typestore, monkeypatch,
+                                                             caplog):
+    core = _core(models)
+    core._throttle.period_s = 0.0  # log every drop (the same kind is throttled otherwise)
+    good = moving_frames(1)[0]
+
+    def opencv_fails(msg, **kwargs):
+        raise cv2.error('OpenCV(5.0) error: (-4:Insufficient memory)\nFailed to allocate')
+
+    def out_of_memory(msg, **kwargs):
+        raise MemoryError('Unable to allocate 3.64 TiB')
+
+    monkeypatch.setattr(node_core, 'compressed_msg_to_rgb', opencv_fails)
+    assert core.on_compressed_msg(compressed_msg(typestore, good, stamp_ns=START_NS,
+                                                 frame_id='cam')) is False
+    monkeypatch.setattr(node_core, 'image_msg_to_rgb', out_of_memory)
+    assert core.on_image_msg(image_msg(typestore, good, stamp_ns=START_NS,
+                                       frame_id='cam')) is False
+    assert core.frames_undecodable == {'decoder error': 2}
+    assert 'dropping image (decoder error): converting the image raised cv2.error: OpenCV(5.0) ' \
+        'error: (-4:Insufficient memory) Failed to allocate' in caplog.text
+    assert 'dropping image (decoder error): converting the image raised MemoryError: Unable to ' \
+        'allocate 3.64 TiB' in caplog.text
+
+
+def test_refusals_are_keyed_by_kind_with_the_whole_reason_logged(models, typestore, caplog):
+    core = _core(models)
+    good = moving_frames(1)[0]
+    bad = image_msg(typestore, good, stamp_ns=START_NS, frame_id='cam')
+    bad.encoding = 'bayer_rggb8'
+    core.on_image_msg(bad)
+    short = image_msg(typestore, good, stamp_ns=START_NS, frame_id='cam')
+    short.data = short.data[:100]
+    core.on_image_msg(short)
+    corrupt = _compressed_bytes(typestore, b'\xff\xd8\xff\xe0\x00\x02\xff\xd9')
+    core.on_compressed_msg(corrupt)
+    assert core.frames_undecodable == {'unsupported encoding': 1, 'truncated data': 1,
+                                       'corrupt jpeg': 1}
+    assert "dropping image (unsupported encoding): unsupported image encoding 'bayer_rggb8'" \
+        in caplog.text
+    assert 'dropping image (truncated data): rgb8 image 32x24 with step 96 needs 2304 bytes, ' \
+        'got 100' in caplog.text
+    assert 'dropping image (corrupt jpeg): corrupt JPEG header: the end of image comes before ' \
+        'the frame header' in caplog.text
+    report = core.diagnostics()
+    assert report.level == WARN
+    assert '1 unsupported encoding (unsupported image encoding' in report.message
+    assert '; 1 truncated data (rgb8 image 32x24 with step 96 needs 2304 bytes, got 100)' \
+        in report.message
+    assert report.message.endswith('; 1 corrupt jpeg (corrupt JPEG header: the end of image '
+                                   'comes before the frame header (SOFn))')
+
+
+def test_max_image_pixels_parameter(models, typestore):
+    assert NodeParameters().max_image_pixels == 4096 * 4096
+    with pytest.raises(ParameterError, match='max_image_pixels must be >= 1'):
+        parse_parameters({'max_image_pixels': 0})
+    core = _core(models, max_image_pixels=32 * 24)
+    frames = moving_frames(4)
+    _feed(core, typestore, frames[:1])
+    assert core.recognizer.frames_in == 1 and not core.frames_undecodable
+    # A run-time change applies from the next image, for raw and compressed images and for
+    # frames pushed directly.
+    assert core.set_parameters({'max_image_pixels': 32 * 24 - 1}) == (True, '')
+    _feed(core, typestore, frames[1:2], start=1)
+    core.on_compressed_msg(compressed_msg(typestore, frames[2], stamp_ns=START_NS + 2 * PERIOD_NS,
+                                          frame_id='cam', fmt='jpeg'))
+    assert core.on_frame(frames[3], START_NS + 3 * PERIOD_NS, 'cam') is False
+    assert core.frames_undecodable == {'oversized': 3}
+    assert core.recognizer.frames_in == 1
+    assert core.diagnostics().values['frames_oversized'] == '3'
+
+
+def test_debug_image_shows_the_windows_own_last_frame(models, typestore):
+    # Before the fix the debug image drew the latest frame but carried the stamp of the
+    # window's last frame, which with a slow model or hop > 1 is an older one.
+    core = _core(models, hop=2)
+    frames = moving_frames(9)
+    core.on_frame(frames[0], START_NS, 'cam')
+    assert not core._debug_frames  # nothing is kept while nobody subscribes
+    core.debug_enabled = True
+    results = []
+    for i, frame in enumerate(frames[1:], 1):
+        core.on_frame(frame, START_NS + i * PERIOD_NS, 'cam')
+        if i in (5, 7):  # windows are due at frames 3, 5, 7 (hop 2)
+            results.append(core.step())
+    # Frame 8 arrives after the window ending at 7 ran: its pixels must not be drawn for it.
+    assert [r.record.frame for r in results] == [5, 7]
+    for result in results:
+        expected = annotate(frames[result.record.frame], result.record.top)
+        np.testing.assert_array_equal(core.debug_image(result), expected)
+        assert result.record.stamp_ns == START_NS + result.record.frame * PERIOD_NS
+    # A frame the recogniser refuses is not kept; nothing is kept while disabled.
+    core.on_frame(np.zeros((1, 1, 3), np.uint8), START_NS + 9 * PERIOD_NS, 'cam')
+    assert core._debug_frames[-1][0] == 8
+    assert core.set_parameters({'enabled': False}) == (True, '')
+    core.on_frame(frames[0], START_NS + 10 * PERIOD_NS, 'cam')
+    assert not core._debug_frames and core.debug_image(results[-1]) is None
+
+
+def test_rates_are_exact_at_any_rate(models):
+    # Before the fix the rates came from the last 1000 stamps over a 5 s window: at 228-271
+    # windows/s they read 200.00.
+    clock = FakeClock()
+    core = _core(models, clock=clock)
+    core.diagnostics()
+    frames = moving_frames(2)
+    for i in range(1500):  # 1500 frames in 5 s: 300 Hz
+        clock.now += 5.0 / 1500
+        core.on_frame(frames[i % 2], START_NS + i * 3_333_333, 'cam')
+        core.step()
+    values = core.diagnostics().values
+    assert float(values['input_rate_hz']) == pytest.approx(300.0, rel=1e-6)
+    assert float(values['inference_rate_hz']) == pytest.approx(1497 / 5.0, rel=1e-6)
+    clock.now += 2.0
+    for i in range(1500, 1520):
+        core.on_frame(frames[i % 2], START_NS + i * 3_333_333, 'cam')
+    assert float(core.diagnostics().values['input_rate_hz']) == pytest.approx(10.0)
+
+
+def test_images_lost_in_transport_are_reported(models, typestore):
+    clock = FakeClock()
+    core = _core(models, clock=clock)
+    frames = moving_frames(2)
+    stamps = [START_NS + i * 33_333_333 for i in range(300) if i < 20 or i % 3 == 0]
+    for i, stamp in enumerate(stamps):
+        clock.now += 0.01
+        core.on_image_msg(image_msg(typestore, frames[i % 2], stamp_ns=stamp, frame_id='cam'))
+    report = core.diagnostics()
+    assert report.level == WARN and 'lost before they reached the node' in report.message
+    assert 'qos_reliability: reliable' in report.message
+    # The first gap (frame 19 to 21) lacks one image, every later one two.
+    assert int(report.values['frames_missing']) == 2 * (len(stamps) - 20) - 1
+    assert int(report.values['input_gaps']) == len(stamps) - 20
+    # A steady stream afterwards is fine again; a restart-sized gap is not a loss.
+    start = stamps[-1] + 5 * 10**9
+    for i in range(30):
+        clock.now += 0.01
+        core.on_image_msg(image_msg(typestore, frames[i % 2], stamp_ns=start + i * 33_333_333,
+                                    frame_id='cam'))
+        core.step()
+    report = core.diagnostics()
+    assert report.level == OK, report.message
+    assert int(report.values['frames_missing']) == 2 * (len(stamps) - 20) - 1
+
+
+def test_all_dropped_warning_gives_whole_reasons_with_counts(models, typestore):
+    clock = FakeClock()
+    core = _core(models, clock=clock)
+    frame = moving_frames(1)[0]
+    for i in range(3):
+        msg = image_msg(typestore, frame, stamp_ns=START_NS + i * PERIOD_NS, frame_id='cam')
+        msg.encoding = 'bayer_rggb8'
+        core.on_image_msg(msg)
+    msg = image_msg(typestore, frame, stamp_ns=START_NS + 3 * PERIOD_NS, frame_id='cam')
+    msg.step = 10
+    core.on_image_msg(msg)
+    clock.now += 0.5
+    report = core.diagnostics()
+    assert report.level == WARN
+    assert report.message.startswith('every image since the last report was dropped: '
+                                     "3 unsupported encoding (unsupported image encoding "
+                                     "'bayer_rggb8'")
+    assert '; 1 bad step (step 10 is shorter than a row' in report.message
 
 
 # -- deployment files: the YAML configs and the launch file -------------------------------------

@@ -226,3 +226,29 @@ def test_reset_forgets_state():
 def test_softmax_is_stable():
     out = softmax(np.array([1000.0, 1000.0, -1000.0]))
     np.testing.assert_allclose(out, [0.5, 0.5, 0.0])
+
+
+@pytest.mark.parametrize('reason', ['gap', 'backwards', 'resolution'])
+def test_smoothing_and_hysteresis_start_afresh_after_a_buffer_restart(reason):
+    # Before the fix, a move_left clip after a gap was published at half its own score, half of
+    # it the previous stream's (EMA), and the previous stream's action stayed active.
+    walk = _logits_for([0.97, 0.01, 0.01, 0.01])
+    jump = _logits_for([0.01, 0.01, 0.97, 0.01])
+    spec = _spec()
+    backend = ScriptedBackend(spec, script=[walk, walk, jump])
+    recognizer = Recognizer(backend, hop=4, smoothing='ema', ema_alpha=0.5,
+                            hysteresis=(0.5, 0.3), max_gap_s=1.0)
+    results = [recognizer.push(_frame(i), i / 30) for i in range(8)]
+    assert [r.top[0][0] for r in results if r is not None] == ['walk', 'walk']
+    assert recognizer.active_actions == ['walk']
+    start = {'gap': 10.0, 'backwards': -5.0, 'resolution': 8 / 30}[reason]
+    shape = (48, 64) if reason == 'resolution' else (24, 32)
+    after = [recognizer.push(_frame(i, shape), start + i / 30) for i in range(4)]
+    assert recognizer.buffer.resets == 1
+    result = after[-1]
+    assert result is not None
+    assert result.top[0] == ('jump', pytest.approx(0.97, abs=1e-5))
+    assert np.allclose(result.scores, result.raw_scores)
+    kinds = [(event.kind, event.label) for event in result.events]
+    assert kinds == [('ended', 'walk'), ('started', 'jump')]
+    assert recognizer.active_actions == ['jump']

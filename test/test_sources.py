@@ -1,5 +1,7 @@
 """Frame sources: video files and rosbag2 recordings (MCAP and sqlite3) made in the test."""
 
+import cv2
+from fixtures.image_bombs import jpeg_bomb
 from fixtures.ros_data import camera_bag
 from fixtures.ros_data import COMPRESSED
 from fixtures.ros_data import compressed_msg
@@ -11,6 +13,7 @@ from fixtures.ros_data import write_video
 import numpy as np
 import pytest
 
+from action_recognition.inference import sources
 from action_recognition.inference.messages import action_typestore
 from action_recognition.inference.sources import BagSource
 from action_recognition.inference.sources import open_source
@@ -58,7 +61,7 @@ def test_bag_source_mixed_encodings_and_bad_messages(tmp_path, storage):
         got = list(source)
     assert len(got) == 6
     assert source.frames_read == 7 and source.frames_dropped == 1
-    assert source.drop_reasons == {'undecodable image': 1}
+    assert source.drop_reasons == {'unsupported encoding': 1}
     assert [f.stamp_ns for f in got] == stamps
     assert [f.index for f in got] == [0, 1, 3, 4, 5, 6]
     assert {f.frame_id for f in got} == {'cam'}
@@ -84,8 +87,62 @@ def test_bag_source_compressed_and_storage_file_path(tmp_path, caplog):
     assert [f.stamp_ns for f in got] == [10, 11, 12]
     for frame, original in zip(got, frames):
         np.testing.assert_array_equal(frame.image, original)
-    assert source.drop_reasons == {'undecodable image': 1}
+    assert source.drop_reasons == {'corrupt png': 1}
     assert 'corrupt PNG' in caplog.text
+
+
+def _bombed_bag(path):
+    """Two good JPEG frames, the 65500x65500 JPEG bomb, two more good frames."""
+    typestore = action_typestore()
+    frames = moving_frames(4, seed=3)
+    topic = '/cam/image/compressed'
+    msgs = [(topic, COMPRESSED, 10 + i, compressed_msg(typestore, f, stamp_ns=0, frame_id='c',
+                                                       fmt='jpeg'))
+            for i, f in enumerate(frames)]
+    bomb = compressed_msg(typestore, frames[0], stamp_ns=0, frame_id='c', fmt='jpeg')
+    bomb.data = np.frombuffer(jpeg_bomb(65500, 65500), np.uint8).copy()
+    msgs.insert(2, (topic, COMPRESSED, 11, bomb))
+    return write_bag(path, msgs)
+
+
+def test_bag_source_drops_images_above_the_limit_and_goes_on(tmp_path, caplog):
+    path = _bombed_bag(tmp_path / 'bombed')
+    with open_source(str(path)) as source:
+        got = list(source)
+    assert [f.index for f in got] == [0, 1, 3, 4]
+    assert source.frames_read == 5 and source.drop_reasons == {'oversized': 1}
+    assert 'skipping frame 2: oversized: the JPEG image (from its header) is 65500x65500' in \
+        caplog.text and '(raise --max-image-pixels to accept it)' in caplog.text
+    # The limit comes from open_source: 32x24 frames pass at 768 pixels, not at 767.
+    with open_source(str(path), max_image_pixels=32 * 24) as source:
+        assert source.max_image_pixels == 32 * 24
+        assert len(list(source)) == 4
+    with open_source(str(path), max_image_pixels=32 * 24 - 1) as source:
+        assert list(source) == []
+        assert source.drop_reasons == {'oversized': 5}
+
+
+def test_bag_source_survives_any_decoding_error(tmp_path, monkeypatch, caplog):
+    path = _bombed_bag(tmp_path / 'bombed')
+    calls = []
+
+    def failing(msg, **kwargs):
+        calls.append(kwargs)
+        if len(calls) == 2:
+            raise cv2.error('OpenCV(5.0) error: (-215:Assertion failed) pixels <= '
+                            'CV_IO_MAX_IMAGE_PIXELS')
+        if len(calls) == 3:
+            raise MemoryError('Unable to allocate 16.0 GiB')
+        return np.zeros((24, 32, 3), np.uint8)
+
+    monkeypatch.setattr(sources, 'compressed_msg_to_rgb', failing)
+    with open_source(str(path)) as source:
+        got = list(source)
+    assert [f.index for f in got] == [0, 3, 4]
+    assert source.drop_reasons == {'decoder error': 2}
+    assert calls[0] == {'max_pixels': 4096 * 4096}
+    assert 'skipping frame 1: decoder error: converting the image raised cv2.error: ' \
+        'OpenCV(5.0) error' in caplog.text
 
 
 def test_bag_source_topic_errors(tmp_path):

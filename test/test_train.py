@@ -218,6 +218,74 @@ def test_cli_errors_are_reported(tmp_path, capsys):
     assert 'does not exist' in capsys.readouterr().err
 
 
+def test_cli_train_refuses_another_runs_folder_without_force(tmp_path, capsys):
+    args = ['train', *TINY, 'epochs=1', 'tensorboard=false', f'output_dir={tmp_path}']
+    (tmp_path / 'notes.txt').write_text('a folder with other files is fine')
+    assert cli.main(args) == 0
+    kept = ('last.pt', 'best.pt', 'model.pt', 'metrics.json', 'config.json')
+    before = {name: (tmp_path / name).read_bytes() for name in kept}
+    capsys.readouterr()
+    # Starting afresh over another run is refused, and nothing of it is touched.
+    assert cli.main([*args, 'seed=5']) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('error: ') and 'another run' in err and '--force' in err
+    assert 'last.pt' in err and 'best.pt' in err
+    assert {name: (tmp_path / name).read_bytes() for name in kept} == before
+    # With --force the old run's files go (best.pt too, before the new run writes one), and
+    # the temporaries a killed writer left are removed.
+    stale = [tmp_path / '.last.pt.k1ll3d.tmp', tmp_path / '.metrics.csv.tmp']
+    for path in stale:
+        path.write_bytes(b'partial')
+
+    class StopError(Exception):
+        pass
+
+    def stop(epoch, row):
+        assert not (tmp_path / 'best.pt').exists() and not (tmp_path / 'model.pt').exists()
+        assert not any(path.exists() for path in stale)
+        raise StopError
+
+    config = load_config(None, [*TINY, 'epochs=2', 'eval_every=2', 'tensorboard=false',
+                                'seed=5', f'output_dir={tmp_path}'])
+    with pytest.raises(StopError):
+        training.train(config, force=True, on_epoch_end=stop)
+    assert ckpt.load_checkpoint(tmp_path / 'last.pt')['config']['seed'] == 5
+    assert cli.main([*args, 'seed=5', '--force']) == 0
+    assert ckpt.load_checkpoint(tmp_path / 'best.pt')['config']['seed'] == 5
+    assert (tmp_path / 'notes.txt').exists()
+    assert not [p.name for p in tmp_path.iterdir() if '.tmp' in p.name]
+
+
+def test_resume_restores_a_best_pt_that_lags_behind(tmp_path, caplog):
+    config = load_config(None, [*TINY, 'tensorboard=false', f'output_dir={tmp_path}'])
+    training.train(config)
+    last = ckpt.load_checkpoint(tmp_path / 'last.pt')
+    assert last['epoch'] == 2 and last['metrics']['best_epoch'] in (1, 2)
+    resume = ['train', *TINY, 'tensorboard=false', f'output_dir={tmp_path}', '--resume']
+    # Killed after last.pt of an improving epoch (the best recorded is its own), before its
+    # best.pt: restored from last.pt. A resume with no epoch left finishes the outputs.
+    ckpt.save_checkpoint(tmp_path / 'last.pt',
+                         {**last, 'metrics': {**last['metrics'], 'best_epoch': 2}})
+    ckpt.save_checkpoint(tmp_path / 'best.pt', {**last, 'epoch': 0})
+    (tmp_path / 'model.pt').unlink()
+    (tmp_path / 'metrics.json').unlink()
+    with caplog.at_level('WARNING'):
+        assert cli.main(resume) == 0
+    assert 'restored from' in caplog.text
+    best = ckpt.load_checkpoint(tmp_path / 'best.pt')
+    assert best['epoch'] == 2
+    assert all(torch.equal(v, last['model_state'][k]) for k, v in best['model_state'].items())
+    assert ckpt.load_checkpoint(tmp_path / 'model.pt')['epoch'] == 2
+    assert json.loads((tmp_path / 'metrics.json').read_text())['best_epoch'] == 2
+    # A best.pt from another epoch than the best recorded one, whose weights are gone: said.
+    ckpt.save_checkpoint(tmp_path / 'last.pt',
+                         {**last, 'metrics': {**last['metrics'], 'best_epoch': 1}})
+    caplog.clear()
+    with caplog.at_level('WARNING'):
+        assert cli.main(resume) == 0
+    assert 'no longer available' in caplog.text
+
+
 def test_resume_refuses_another_model(tmp_path):
     config = load_config(None, [*TINY, 'epochs=1', f'output_dir={tmp_path}', 'tensorboard=false'])
     training.train(config)

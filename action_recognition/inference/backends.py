@@ -32,6 +32,7 @@ import torch
 from torch import nn
 from torch import Tensor
 
+from action_recognition.inference.onnx_check import check_onnx_4d_only
 from action_recognition.inference.preprocess import Normalize
 from action_recognition.spec import ModelSpec
 from action_recognition.spec import SPEC_METADATA_KEY
@@ -152,15 +153,20 @@ def load_checkpoint(path: str | os.PathLike[str],
                     map_location: str = 'cpu') -> tuple[nn.Module, ModelSpec]:
     """``(model in eval mode, spec)`` from a training checkpoint; :class:`ModelLoadError` if bad.
 
-    The format is the training package's (``{'spec': spec.to_dict(), 'model_state': ...}``).
+    The format is the training package's (``{'spec': spec.to_dict(), 'model_state': ...}``),
+    read with ``torch.load(weights_only=True)``: a file holding pickled Python objects is
+    refused with the reason, and nothing in it runs.
     """
     path = Path(path)
     if not path.is_file():
         raise ModelLoadError(f'model file not found: {path}')
+    from action_recognition.training.checkpoint import CheckpointError
     from action_recognition.training.checkpoint import load_model_from_checkpoint
 
     try:
         model, spec = load_model_from_checkpoint(path, map_location)
+    except CheckpointError as error:  # its message names the file and the reason
+        raise ModelLoadError(str(error)) from error
     except Exception as error:
         raise ModelLoadError(f'cannot load checkpoint {path}: {error}') from error
     return model.eval(), spec
@@ -236,7 +242,9 @@ class OnnxRuntimeBackend:
 
     def __init__(self, path: str | os.PathLike[str], providers: list[str] | None = None,
                  cache_dir: str | os.PathLike[str] | None = None, *, threads: int | None = None,
-                 max_batch: int = 1, logger: logging.Logger | None = None) -> None:
+                 max_batch: int = 1, allow_5d: bool = False,
+                 logger: logging.Logger | None = None) -> None:
+        import onnx
         import onnxruntime as ort
 
         self.logger = logger or LOGGER
@@ -252,14 +260,21 @@ class OnnxRuntimeBackend:
             options.inter_op_num_threads = 1
         chosen = select_providers(providers, logger=self.logger)
         try:
-            meta = _read_metadata(model_bytes)
-            self.spec = ModelSpec.from_json(meta[SPEC_METADATA_KEY])
-        except KeyError:
+            proto = onnx.load_from_string(model_bytes)
+        except Exception as error:
+            raise ModelLoadError(f'cannot read model {self.path}: not an ONNX file '
+                                 f'({type(error).__name__}: {error})') from error
+        meta = {p.key: p.value for p in proto.metadata_props}
+        if SPEC_METADATA_KEY not in meta:
             raise ModelLoadError(
                 f'{self.path} has no {SPEC_METADATA_KEY!r} metadata; export it with '
-                f'`action-recognition export`') from None
+                f'`action-recognition export`')
+        try:
+            self.spec = ModelSpec.from_json(meta[SPEC_METADATA_KEY])
         except Exception as error:
-            raise ModelLoadError(f'cannot read model {self.path}: {error}') from error
+            raise ModelLoadError(f'{self.path}: invalid model metadata: {error}') from error
+        self.rank_problems = _check_4d(proto, self.path, allow_5d=allow_5d, logger=self.logger)
+        del proto
         height, width = self.spec.input_size
         frames = self.spec.num_frames
         provider_list: list[Any] = []
@@ -317,11 +332,27 @@ class OnnxRuntimeBackend:
         self.session = None
 
 
-def _read_metadata(model_bytes: bytes) -> dict[str, str]:
-    import onnx
+def _check_4d(proto: Any, path: Path, *, allow_5d: bool,
+              logger: logging.Logger) -> list[str]:
+    """The exporter's 4D-only proof on a loaded graph: refuse a 5D graph unless ``allow_5d``.
 
-    proto = onnx.load_from_string(model_bytes)
-    return {p.key: p.value for p in proto.metadata_props}
+    Returns the problems found (empty for a 4D-only graph); with ``allow_5d`` they are logged.
+    """
+    try:
+        problems = check_onnx_4d_only(proto)
+    except Exception as error:
+        problems = [f'the rank check could not run ({type(error).__name__}: {error})']
+    if not problems:
+        return problems
+    shown = '; '.join(problems[:3]) + (f' (and {len(problems) - 3} more)'
+                                       if len(problems) > 3 else '')
+    if not allow_5d:
+        raise ModelLoadError(
+            f'{path} is not 4D-only: {shown}. This package runs 4D-only models (no tensor of '
+            'rank 5, no 3D convolution); to run this one anyway set allow_5d (node parameter '
+            'allow_5d:=true, `run --allow-5d`)')
+    logger.warning('%s is not 4D-only (allowed by allow_5d): %s', path, shown)
+    return problems
 
 
 def _kind_of(path: Path) -> str:
@@ -339,7 +370,7 @@ def _kind_of(path: Path) -> str:
 def load_backend(model_path: str | os.PathLike[str], *, backend: str = 'auto',
                  device: str = 'cpu', half: bool = False, threads: int | None = None,
                  providers: list[str] | None = None, streaming: bool = False,
-                 logger: logging.Logger | None = None) -> Backend:
+                 allow_5d: bool = False, logger: logging.Logger | None = None) -> Backend:
     """Open ``model_path`` with the right backend and check it with a dummy run.
 
     ``backend``: ``'auto'`` (from the file), ``'torch'`` or ``'onnxruntime'``. ``device``:
@@ -349,11 +380,34 @@ def load_backend(model_path: str | os.PathLike[str], *, backend: str = 'auto',
     (PyTorch checkpoints of models with ``forward_2d``/``forward_3d``, i.e. ECO-Lite) returns a
     :class:`~action_recognition.inference.streaming.StreamingEcoBackend`, with which the
     recogniser runs the 2D-Net once per frame.
+
+    A model that is not 4D-only (an ONNX graph failing the exporter's rank proof, or a
+    checkpoint of a model the registry marks as 5D) is refused unless ``allow_5d``. Any failure
+    while loading or checking, out-of-memory included, is a :class:`ModelLoadError`.
     """
     logger = logger or LOGGER
     path = Path(model_path)
     if not path.is_file():
         raise ModelLoadError(f'model file not found: {path}')
+    try:
+        result = _open_backend(path, backend=backend, device=device, half=half,
+                               threads=threads, providers=providers, streaming=streaming,
+                               allow_5d=allow_5d, logger=logger)
+    except ModelLoadError:
+        raise
+    except Exception as error:  # MemoryError and library errors alike: the load failed
+        raise ModelLoadError(f'cannot load {path}: {type(error).__name__}: {error}') from error
+    try:
+        verify_backend(result, path)
+    except BaseException:
+        result.close()
+        raise
+    return result
+
+
+def _open_backend(path: Path, *, backend: str, device: str, half: bool, threads: int | None,
+                  providers: list[str] | None, streaming: bool, allow_5d: bool,
+                  logger: logging.Logger) -> Backend:
     kind = _kind_of(path) if backend == 'auto' else backend
     result: Backend
     if kind == 'torch':
@@ -374,12 +428,30 @@ def load_backend(model_path: str | os.PathLike[str], *, backend: str = 'auto',
                                  'for an fp16 ONNX model')
         if providers is None and not device.startswith('cuda'):
             providers = [CPU]
-        result = OnnxRuntimeBackend(path, providers=providers, threads=threads, logger=logger)
+        result = OnnxRuntimeBackend(path, providers=providers, threads=threads,
+                                    allow_5d=allow_5d, logger=logger)
     else:
         raise ModelLoadError(f"unknown backend {backend!r}; use 'auto', 'torch' or "
                              f"'onnxruntime'")
-    verify_backend(result, path)
+    if kind == 'torch':
+        _check_registered_4d(result, path, allow_5d=allow_5d, logger=logger)
     return result
+
+
+def _check_registered_4d(backend: Backend, path: Path, *, allow_5d: bool,
+                         logger: logging.Logger) -> None:
+    from action_recognition.models import model_info
+
+    name = backend.spec.model
+    if model_info(name).four_d_only:
+        return
+    if not allow_5d:
+        backend.close()
+        raise ModelLoadError(
+            f'{path} holds {name}, a 5D model (not 4D-only). This package runs 4D-only models; '
+            'to run this one anyway set allow_5d (node parameter allow_5d:=true, '
+            '`run --allow-5d`)')
+    logger.warning('%s holds %s, a 5D model (allowed by allow_5d)', path, name)
 
 
 def verify_backend(backend: Backend, path: str | os.PathLike[str] = '<model>') -> float:
@@ -389,14 +461,17 @@ def verify_backend(backend: Backend, path: str | os.PathLike[str] = '<model>') -
     """
     spec = backend.spec
     height, width = spec.input_size
-    dummy = np.full((spec.num_frames, 3, height, width), 128, dtype=np.uint8)
     start = time.perf_counter()
     try:
+        # The spec's sizes are bounded when it is read (spec.MAX_CLIP_PIXELS); any failure here,
+        # out-of-memory included, is a load error.
+        dummy = np.full((spec.num_frames, 3, height, width), 128, dtype=np.uint8)
         logits = backend.infer(dummy)
     except ValueError as error:
         raise ModelLoadError(f'{path}: model does not match its metadata: {error}') from error
     except Exception as error:
-        raise ModelLoadError(f'{path}: a dummy run failed: {error}') from error
+        raise ModelLoadError(f'{path}: a dummy run failed: {type(error).__name__}: '
+                             f'{error}') from error
     elapsed = time.perf_counter() - start
     if not np.isfinite(logits).all():
         raise ModelLoadError(f'{path}: the model gives non-finite outputs on a dummy clip')

@@ -489,6 +489,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from action_recognition.inference.backends import ModelLoadError
+
     checkpoints = {}
     for item in args.checkpoint:
         name, sep, path = item.partition('=')
@@ -503,7 +505,7 @@ def run(args: argparse.Namespace) -> int:
             stream_windows=args.stream_windows, num_classes=args.num_classes,
             calibration_clips=args.calibration_clips, eval_clips=args.eval_clips,
             checkpoints=checkpoints, progress=not args.no_progress)
-    except (KeyError, ValueError) as error:
+    except (KeyError, ValueError, ModelLoadError) as error:
         print(f'error: {error.args[0] if error.args else error}')
         return 1
     print(format_table(result))

@@ -53,6 +53,9 @@ class Clip:
         frame_index: stream index of the newest frame in the ring (the clip's last frame).
         frame_id: frame id of the newest frame.
         features: cached per-frame features of the sampled items (``None`` where not cached).
+        generation: the ring's :attr:`ClipBuffer.generation` when the clip was taken: clips of
+            different generations are separated by a restart (gap, backwards stamp, resolution
+            change) and belong to different streams.
     """
 
     items: list[Any]
@@ -61,6 +64,7 @@ class Clip:
     frame_index: int
     frame_id: str
     features: list[Any] = field(default_factory=list)
+    generation: int = 0
 
     @property
     def frames(self) -> np.ndarray:
@@ -200,13 +204,14 @@ class ClipBuffer:
             chosen = [entries[int(i)] for i in picks]
             if mark:
                 self.frames_since_last_clip = 0
+            generation = self.generation
         newest = entries[-1]
         return Clip(
             items=[e.item for e in chosen],
             stamps=np.array([e.stamp for e in chosen], dtype=np.float64),
             indices=np.array([e.index for e in chosen], dtype=np.int64),
             frame_index=newest.index, frame_id=newest.frame_id,
-            features=[e.features for e in chosen])
+            features=[e.features for e in chosen], generation=generation)
 
     def cache_features(self, index: int, features: Any) -> bool:
         """Store ``features`` with the entry of stream index ``index`` if it is still held."""

@@ -49,6 +49,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from action_recognition.files import atomic_write_bytes
+from action_recognition.files import check_output
 from action_recognition.inference.backends import DeployedModel
 from action_recognition.inference.onnx_check import check_onnx_4d_only
 from action_recognition.inference.onnx_check import max_rank
@@ -218,8 +220,9 @@ def _set_metadata(proto: Any, spec: ModelSpec) -> None:
     proto.doc_string = f'{spec.model}: {spec.num_classes} classes, {spec.num_frames} frames'
 
 
-def _save(proto: Any, path: Path) -> None:
-    """Write one self-contained file (all weights inline, no external data)."""
+def _save(proto: Any, path: Path, *, force: bool) -> None:
+    """Write one self-contained file (all weights inline, no external data), atomically
+    through a uniquely named temporary; an existing ``path`` only with ``force``."""
     import onnx
 
     data = proto.SerializeToString()
@@ -227,10 +230,7 @@ def _save(proto: Any, path: Path) -> None:
         raise ExportError(f'the model is {len(data) / 1e9:.2f} GB, above the 2 GB a '
                           f'self-contained ONNX file can hold')
     onnx.checker.check_model(proto, full_check=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + '.tmp')
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, data, force=force)
 
 
 def _session(path_or_bytes: Path | bytes, threads: int | None = None) -> Any:
@@ -255,19 +255,21 @@ def export_onnx(model: nn.Module, spec: ModelSpec, path: str | os.PathLike[str],
                 opset: int = DEFAULT_OPSET, allow_5d: bool = False, fp16: bool = False,
                 int8: bool = False, calibration: str | os.PathLike[str] | None = None,
                 calibration_clips: int = 32, eval_clips: int = 44,
-                tolerance: float = TOLERANCE, seed: int = 0) -> ExportReport:
+                tolerance: float = TOLERANCE, seed: int = 0, force: bool = False) -> ExportReport:
     """Export ``model`` (built for ``spec``) to one checked ONNX file at ``path``.
 
     ``fp16``/``int8`` write that precision (the fp32 graph is checked first); ``calibration``
     is a directory of videos or ``.npy`` clips for int8 (default: synthetic clips). Raises
-    :class:`ExportError` when a check fails; on failure nothing is left at ``path``.
+    :class:`ExportError` when a check fails; on failure nothing is left at ``path``. An
+    existing ``path`` is refused (:class:`~action_recognition.files.OutputExistsError`) unless
+    ``force``.
     """
     from action_recognition.models import model_info
 
     start = time.perf_counter()
     if fp16 and int8:
         raise ExportError('choose one of fp16 and int8')
-    path = Path(path)
+    path = check_output(path, force=force)
     try:
         declared_4d = model_info(spec.model).four_d_only
     except KeyError:
@@ -307,7 +309,7 @@ def export_onnx(model: nn.Module, spec: ModelSpec, path: str | os.PathLike[str],
     report = ExportReport(path=path, precision='fp32', four_d_only=not problems,
                           problems=problems, max_rank=rank, max_abs_diff=diff)
     if not (fp16 or int8):
-        _save(proto, path)
+        _save(proto, path, force=force)
     else:
         if fp16:
             final = convert_to_fp16(proto)
@@ -324,7 +326,7 @@ def export_onnx(model: nn.Module, spec: ModelSpec, path: str | os.PathLike[str],
         report.problems = final_problems
         report.four_d_only = not final_problems
         report.max_rank = max_rank(final)
-        _save(final, path)
+        _save(final, path, force=force)
         _compare(report, fp32_bytes, path, spec, eval_clips, seed)
     report.size_bytes = path.stat().st_size
     report.seconds = time.perf_counter() - start
@@ -602,6 +604,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='frame stride of dense sampling (random weights)')
     parser.add_argument('--labels', nargs='+', help='label names (random weights)')
     parser.add_argument('--output', type=Path, required=True, help='the .onnx file to write')
+    parser.add_argument('--force', action='store_true',
+                        help='replace an existing --output (refused otherwise)')
     precision = parser.add_mutually_exclusive_group()
     precision.add_argument('--fp16', action='store_true', help='float16 weights/activations')
     precision.add_argument('--int8', action='store_true', help='static int8 QDQ quantisation')
@@ -640,6 +644,8 @@ def run(args: argparse.Namespace) -> int:
         print('error: --calibration is only used with --int8')
         return 2
     try:
+        check_output(args.output, force=args.force, inputs=[args.checkpoint, args.calibration],
+                     what='--output')
         if not args.allow_5d and not model_info(args.model).four_d_only:
             raise ExportError(f'{args.model} is a 5D model (not 4D-only); refusing to export '
                               f'it without --allow-5d')
@@ -655,8 +661,8 @@ def run(args: argparse.Namespace) -> int:
                              allow_5d=args.allow_5d, fp16=args.fp16, int8=args.int8,
                              calibration=args.calibration,
                              calibration_clips=args.calibration_clips,
-                             eval_clips=args.eval_clips, seed=args.seed)
-    except (ExportError, ModelLoadError, KeyError, ValueError) as error:
+                             eval_clips=args.eval_clips, seed=args.seed, force=args.force)
+    except (ExportError, ModelLoadError, KeyError, ValueError, FileExistsError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f'error: {message}')
         return 1

@@ -41,6 +41,8 @@ from typing import Literal
 import numpy as np
 
 from action_recognition.inference.images import compressed_msg_to_rgb
+from action_recognition.inference.images import DEFAULT_MAX_PIXELS
+from action_recognition.inference.images import describe_error
 from action_recognition.inference.images import image_msg_to_rgb
 from action_recognition.inference.images import ImageDecodeError
 from action_recognition.inference.sinks import annotate
@@ -54,6 +56,9 @@ __all__ = [
 ]
 
 LOGGER = logging.getLogger('action_recognition.node')
+
+DEBUG_FRAMES = 8  # accepted frames kept for ~/debug_image while it has subscribers
+LOSS_WARN_FRACTION = 0.05  # WARN when more of the images since the last report went missing
 
 OK, WARN, ERROR = 0, 1, 2
 
@@ -100,6 +105,9 @@ PARAMETERS: tuple[ParameterDefinition, ...] = (
                         'TensorRT, then CUDA, then CPU).', applies='reload'),
     ParameterDefinition('half', False, 'fp16 inference (torch backend on CUDA only).',
                         applies='reload'),
+    ParameterDefinition('allow_5d', False, 'Run a model that is not 4D-only (rank-5 tensors or '
+                        '3D convolutions in its graph); false: such a model is refused at load.',
+                        applies='reload'),
     ParameterDefinition('threads', 0, 'CPU threads for inference; 0: the library default.',
                         minimum=0, maximum=256, applies='reload'),
     ParameterDefinition('clip_length', 0, "Frames per clip; 0: the model's. Must match the "
@@ -126,6 +134,12 @@ PARAMETERS: tuple[ParameterDefinition, ...] = (
                         'buffer.', minimum=0.001, maximum=3600.0, applies='reload'),
     ParameterDefinition('stale_input_s', 2.0, 'Diagnostics WARN when no image arrived for this '
                         'long.', minimum=0.01, maximum=3600.0),
+    ParameterDefinition('max_image_pixels', DEFAULT_MAX_PIXELS, 'Largest image accepted, in '
+                        'pixels (width x height, read from the message or the JPEG/PNG header '
+                        'before decoding); larger images are dropped and counted in '
+                        'frames_oversized. Bounds the memory and time one message can cost. '
+                        'Run time: applies from the next image (nothing is sized from it); at '
+                        "most 2^30, OpenCV's own decoder limit.", minimum=1, maximum=2 ** 30),
     ParameterDefinition('image_transport', 'raw', "'raw': subscribe to image "
                         "(sensor_msgs/Image); 'compressed': to image/compressed.",
                         choices=('raw', 'compressed'), applies='startup'),
@@ -155,6 +169,7 @@ class NodeParameters:
     backend: str = 'auto'
     device: str = 'cpu'
     half: bool = False
+    allow_5d: bool = False
     threads: int = 0
     clip_length: int = 0
     frame_stride: int = 0
@@ -167,6 +182,7 @@ class NodeParameters:
     enabled: bool = True
     max_gap_s: float = 1.0
     stale_input_s: float = 2.0
+    max_image_pixels: int = DEFAULT_MAX_PIXELS
     image_transport: str = 'raw'
     qos_reliability: str = 'best_effort'
     qos_depth: int = 2
@@ -266,6 +282,38 @@ class NodeResult:
     latency_s: float
 
 
+class SequenceMonitor:
+    """Estimates images lost before they reached the node from gaps in their header stamps.
+
+    The expected period is the median of the latest intervals between stamps; an interval of
+    more than 1.5 periods (and at most ``max_gap_ns``, above which the stream restarts rather
+    than loses images) counts ``round(interval / period) - 1`` missing images. Stamps going
+    backwards are a restart too. Transport losses (best effort over DDS dropping fragments of
+    large raw images) are otherwise invisible to the node.
+    """
+
+    def __init__(self, history: int = 31) -> None:
+        self._intervals: deque[int] = deque(maxlen=history)
+        self._last: int | None = None
+        self.period_ns = 0.0
+        self.missing = 0
+        self.gaps = 0
+
+    def add(self, stamp_ns: int, *, max_gap_ns: int) -> None:
+        last, self._last = self._last, stamp_ns
+        if last is None or stamp_ns <= last:
+            return
+        interval = stamp_ns - last
+        if interval > max_gap_ns:
+            return
+        if len(self._intervals) >= 5 and interval > 1.5 * self.period_ns > 0:
+            self.missing += max(1, round(interval / self.period_ns) - 1)
+            self.gaps += 1
+        else:
+            self._intervals.append(interval)
+            self.period_ns = float(np.median(self._intervals))
+
+
 @dataclass
 class DiagnosticsReport:
     """What ``/diagnostics`` says: level (0 OK, 1 WARN, 2 ERROR), message, key/values."""
@@ -299,6 +347,7 @@ class _Model:
     recognizer: Any
     path: Path
     labels: tuple[str, ...]
+    params: NodeParameters  # the parameters this model was loaded with
 
 
 def _percentile(values: Any, q: float) -> float:
@@ -326,10 +375,13 @@ class NodeCore:
         self.params = params
         self._lock = threading.Lock()
         self._throttle = _Throttle(self.logger)
-        self.model = self._load_model(params)
+        self.model = self._load_model_checked(params)
         self._ledger = StampLedger(capacity=max(1024, 4 * self.model.recognizer.buffer.capacity))
         self._pending_reload: NodeParameters | None = None
         self.reload_error: str | None = None
+        # Called (on the worker thread) with the reload parameters a failed reload set back to
+        # the values of the running model, so that the ROS shell can revert its parameters.
+        self.on_revert: Callable[[dict[str, ParameterValue]], None] | None = None
         self.reloads = 0
         self.wake = threading.Event()
         # statistics
@@ -337,18 +389,36 @@ class NodeCore:
         self.frames_undecodable: Counter[str] = Counter()
         self.frames_disabled = 0
         self.recognitions = 0
-        self._frame_times: deque[float] = deque(maxlen=1000)
-        self._result_times: deque[float] = deque(maxlen=1000)
+        self._sequence = SequenceMonitor()
         self._latencies: deque[float] = deque(maxlen=500)
         self._last_frame_time: float | None = None
         self._last_run_time: float | None = None
         self._started = clock()
         self._previous: dict[str, int] = {}
-        self._latest_frame: np.ndarray | None = None
+        self._previous_kinds: dict[str, int] = {}
+        self._drop_reasons: dict[str, str] = {}  # the latest whole reason of each drop kind
+        self._previous_time = self._started
+        # The ROS shell sets debug_enabled while ~/debug_image has subscribers; then the last few
+        # accepted frames are kept (by stream index) so that a result's debug image shows the
+        # window's own last frame, whose stamp it carries.
+        self.debug_enabled = False
+        self._debug_frames: deque[tuple[int, np.ndarray]] = deque(maxlen=DEBUG_FRAMES)
         self._retired: dict[str, int] = {'frames_dropped': 0, 'clips_dropped': 0, 'errors': 0,
                                          'clips_run': 0}
 
     # -- model --------------------------------------------------------------------------------
+
+    def _load_model_checked(self, params: NodeParameters) -> _Model:
+        """:meth:`_load_model`, with every failure turned into a ``ModelLoadError``."""
+        from action_recognition.inference.backends import ModelLoadError
+
+        try:
+            return self._load_model(params)
+        except ModelLoadError:
+            raise
+        except Exception as error:  # MemoryError, a library's own error: still a load error
+            raise ModelLoadError(f'cannot load the model: {type(error).__name__}: '
+                                 f'{error}') from error
 
     def _load_model(self, params: NodeParameters) -> _Model:
         from action_recognition.inference.backends import load_backend
@@ -365,7 +435,8 @@ class NodeCore:
                 raise ModelLoadError(f'model_path is empty and {error}') from error
         load = self._load_fn or load_backend
         backend = load(path, backend=params.backend, device=params.device, half=params.half,
-                       threads=params.threads or None, logger=self.logger)
+                       threads=params.threads or None, allow_5d=params.allow_5d,
+                       logger=self.logger)
         spec = backend.spec
         problems = []
         if params.clip_length and params.clip_length != spec.num_frames:
@@ -407,7 +478,7 @@ class NodeCore:
             f'loaded {path}: {spec.model}, {spec.num_classes} classes, {spec.num_frames} frames '
             f'(stride {spec.frame_stride}) of {spec.input_size[0]}x{spec.input_size[1]}, '
             f'backend {getattr(backend, "name", params.backend)} on {params.device}')
-        return _Model(backend, recognizer, path, spec.label_names)
+        return _Model(backend, recognizer, path, spec.label_names, params)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -467,13 +538,23 @@ class NodeCore:
             pending, self._pending_reload = self._pending_reload, None
         if pending is None:
             return
-        from action_recognition.inference.backends import ModelLoadError
-
         try:
-            model = self._load_model(pending)
-        except (ModelLoadError, ValueError, OSError) as error:
-            self.reload_error = f'model reload failed, keeping {self.model.path}: {error}'
+            model = self._load_model_checked(pending)
+        except Exception as error:  # any failure keeps the running model (MemoryError too)
+            reason = str(error)
+            with self._lock:
+                running = self.model.params
+                reverted: dict[str, ParameterValue] = {
+                    d.name: getattr(running, d.name) for d in PARAMETERS
+                    if d.applies == 'reload'
+                    and getattr(self.params, d.name) != getattr(running, d.name)}
+                self.params = replace(self.params, **reverted)  # type: ignore[arg-type]
+            shown = ', '.join(f'{name}={value!r}' for name, value in reverted.items())
+            self.reload_error = (f'model reload failed, keeping {self.model.path}: {reason}; '
+                                 f'parameters reverted to what runs ({shown})')
             self.logger.error(self.reload_error)
+            if self.on_revert is not None and reverted:
+                self.on_revert(reverted)
             return
         with self._lock:
             old = self.model
@@ -490,50 +571,86 @@ class NodeCore:
     # -- frames in (subscription callback) ----------------------------------------------------
 
     def on_frame(self, image: np.ndarray, stamp_ns: int, frame_id: str) -> bool:
-        """Push one ``uint8`` RGB ``[H, W, 3]`` frame; returns whether a clip is now due."""
-        now = self.clock()
-        self.frames_received += 1
-        self._last_frame_time = now
-        self._frame_times.append(now)
+        """Push one ``uint8`` RGB ``[H, W, 3]`` frame; returns whether a clip is now due.
+
+        A frame of more than ``max_image_pixels`` pixels is dropped and counted as
+        ``'oversized'``. Only the frame just pushed is kept (for :meth:`debug_image`).
+        """
+        shape: tuple[int, ...] = tuple(getattr(image, 'shape', ()))
+        if len(shape) >= 2 and shape[0] * shape[1] > self.params.max_image_pixels:
+            return self._drop_message(
+                f'the frame is {shape[1]}x{shape[0]} = {shape[0] * shape[1]} pixels, more than '
+                f'the limit of {self.params.max_image_pixels} pixels', 'oversized',
+                stamp_ns=stamp_ns)
+        self._received(stamp_ns)
         if not self.params.enabled:
             self.frames_disabled += 1
+            self._debug_frames.clear()
             return False
-        self._latest_frame = image
+        index = self.frames_received - 1
         with self._lock:
             recognizer = self.model.recognizer
-            stamp = self._ledger.add(int(stamp_ns), self.frames_received - 1)
+            stamp = self._ledger.add(int(stamp_ns), index)
+        refused = recognizer.frames_dropped
         due = bool(recognizer.submit_frame(image, stamp, frame_id))
+        if not self.debug_enabled:
+            self._debug_frames.clear()
+        elif recognizer.frames_dropped == refused:  # a refused frame is not kept
+            self._debug_frames.append((index, image))
         if due or self.params.inference_rate_hz > 0:
             self.wake.set()
         return due
 
-    def _drop_message(self, reason: str) -> bool:
-        self.frames_received += 1
+    def _received(self, stamp_ns: int | None) -> None:
         now = self.clock()
+        self.frames_received += 1
         self._last_frame_time = now
-        self._frame_times.append(now)
-        key = reason.split(' ', 2)[:2]
-        self.frames_undecodable[' '.join(key)] += 1
-        self._throttle.warning('decode', f'dropping image: {reason}')
+        if stamp_ns is not None:
+            self._sequence.add(int(stamp_ns), max_gap_ns=int(self.params.max_gap_s * 1e9))
+
+    def _drop_message(self, reason: str, kind: str = 'decoder error', *,
+                      stamp_ns: int | None = None) -> bool:
+        """Count an image that could not be used under ``kind`` (a short key, e.g.
+        ``'oversized'``) and log ``reason`` (the whole sentence; throttled per kind)."""
+        self._received(stamp_ns)
+        with self._lock:
+            self.frames_undecodable[kind] += 1
+            self._drop_reasons[kind] = reason
+        hint = ' (the limit is the max_image_pixels parameter)' if kind == 'oversized' else ''
+        self._throttle.warning(f'decode:{kind}', f'dropping image ({kind}): {reason}{hint}')
         return False
 
     def on_image_msg(self, msg: Any, stamp_ns: int | None = None) -> bool:
-        """Convert a ``sensor_msgs/Image`` and push it; a bad image is counted and dropped."""
-        try:
-            image = image_msg_to_rgb(msg)
-        except ImageDecodeError as error:
-            return self._drop_message(str(error))
-        return self.on_frame(image, _stamp_ns(msg) if stamp_ns is None else stamp_ns,
-                             _frame_id(msg))
+        """Convert a ``sensor_msgs/Image`` and push it; a bad image is counted and dropped.
+
+        Nothing raised by the conversion escapes: an unexpected error (``cv2.error``,
+        ``MemoryError``, a malformed message) is counted as ``'decoder error'``.
+        """
+        return self._on_msg(msg, image_msg_to_rgb, stamp_ns)
 
     def on_compressed_msg(self, msg: Any, stamp_ns: int | None = None) -> bool:
-        """Decode a ``sensor_msgs/CompressedImage`` and push it; bad data is counted, dropped."""
+        """Decode a ``sensor_msgs/CompressedImage`` and push it; bad data is counted, dropped.
+
+        Nothing raised by the decoding escapes (see :meth:`on_image_msg`).
+        """
+        return self._on_msg(msg, compressed_msg_to_rgb, stamp_ns)
+
+    def _on_msg(self, msg: Any, convert: Callable[..., np.ndarray],
+                stamp_ns: int | None) -> bool:
         try:
-            image = compressed_msg_to_rgb(msg)
+            stamp_ns = _stamp_ns(msg) if stamp_ns is None else stamp_ns
+            frame_id = _frame_id(msg)
+        except Exception as error:  # a message without a usable header
+            return self._drop_message(f'its header cannot be read: {describe_error(error)}',
+                                      'bad header')
+        try:
+            image = convert(msg, max_pixels=self.params.max_image_pixels)
         except ImageDecodeError as error:
-            return self._drop_message(str(error))
-        return self.on_frame(image, _stamp_ns(msg) if stamp_ns is None else stamp_ns,
-                             _frame_id(msg))
+            return self._drop_message(str(error), error.kind, stamp_ns=stamp_ns)
+        except Exception as error:  # the subscription callback must survive any message
+            return self._drop_message(f'converting the image raised {describe_error(error)}',
+                                      'decoder error', stamp_ns=stamp_ns)
+        return self.on_frame(image, stamp_ns, frame_id)
 
     # -- inference (worker) -------------------------------------------------------------------
 
@@ -561,7 +678,6 @@ class NodeCore:
             return None
         now = self.clock()
         self._last_run_time = now
-        self._result_times.append(now)
         self._latencies.append(float(result.latency_s))
         self.recognitions += 1
         with self._lock:
@@ -571,12 +687,14 @@ class NodeCore:
         return NodeResult(record=record, events=list(record.events),
                           latency_s=float(result.latency_s))
 
-    def debug_image(self, result: NodeResult | None) -> np.ndarray | None:
-        """The latest frame with ``result``'s labels drawn (``None`` before any frame)."""
-        frame = self._latest_frame
-        if frame is None:
-            return None
-        return annotate(frame, result.record.top if result is not None else [])
+    def debug_image(self, result: NodeResult) -> np.ndarray | None:
+        """The last frame of ``result``'s window with its labels drawn, so that the pixels
+        belong to the stamp the result carries; ``None`` when that frame is no longer kept (or
+        :attr:`debug_enabled` was off when it arrived)."""
+        for index, frame in reversed(self._debug_frames):
+            if index == result.record.frame:
+                return annotate(frame, result.record.top)
+        return None
 
     # -- diagnostics --------------------------------------------------------------------------
 
@@ -588,22 +706,35 @@ class NodeCore:
         totals['frames_undecodable'] = sum(self.frames_undecodable.values())
         totals['frames_received'] = self.frames_received
         totals['recognitions'] = self.recognitions
+        totals['frames_missing'] = self._sequence.missing
         return totals
 
-    def _rate(self, times: deque[float], now: float, window: float = 5.0) -> float:
-        recent = [t for t in times if now - t <= window]
-        span = min(window, max(now - self._started, 1e-6))
-        return len(recent) / span
+    def _drop_summary(self, kinds_delta: Mapping[str, int]) -> str:
+        """``'12 oversized (the frame is ... pixels ...); 3 truncated data (...)'``."""
+        return '; '.join(f'{count} {kind} ({self._drop_reasons.get(kind, "see the log")})'
+                         for kind, count in sorted(kinds_delta.items(), key=lambda kv: -kv[1]))
 
     def diagnostics(self) -> DiagnosticsReport:
-        """The status for ``/diagnostics``; compares counters with the previous call."""
+        """The status for ``/diagnostics``; compares counters with the previous call.
+
+        Rates are counts since the previous call divided by the time since it (exact at any
+        rate, no window to saturate).
+        """
         now = self.clock()
         params = self.params
         counters = self.counters()
         delta = {key: value - self._previous.get(key, 0) for key, value in counters.items()}
         self._previous = counters
-        input_hz = self._rate(self._frame_times, now)
-        inference_hz = self._rate(self._result_times, now)
+        with self._lock:
+            kinds = dict(self.frames_undecodable)
+        kinds_delta = {kind: count - self._previous_kinds.get(kind, 0)
+                       for kind, count in kinds.items()
+                       if count > self._previous_kinds.get(kind, 0)}
+        self._previous_kinds = kinds
+        elapsed = max(now - self._previous_time, 1e-9)
+        self._previous_time = now
+        input_hz = delta['frames_received'] / elapsed
+        inference_hz = delta['recognitions'] / elapsed
         latencies = list(self._latencies)
         backend = self.model.backend
         values = {
@@ -614,6 +745,9 @@ class NodeCore:
             'frames_received': str(counters['frames_received']),
             'frames_dropped': str(counters['frames_dropped'] + counters['frames_undecodable']),
             'frames_undecodable': str(counters['frames_undecodable']),
+            'frames_oversized': str(kinds.get('oversized', 0)),
+            'frames_missing': str(counters['frames_missing']),
+            'input_gaps': str(self._sequence.gaps),
             'clips_run': str(counters['clips_run']),
             'clips_dropped': str(counters['clips_dropped']),
             'inference_errors': str(counters['errors']),
@@ -640,10 +774,19 @@ class NodeCore:
             return DiagnosticsReport(WARN, f'no image for {silent:.1f} s', values)
         if delta['frames_undecodable'] > 0 and delta['frames_undecodable'] >= \
                 delta['frames_received']:
-            return DiagnosticsReport(WARN, 'every image since the last report was undecodable: '
-                                     + ', '.join(self.frames_undecodable), values)
+            return DiagnosticsReport(WARN, 'every image since the last report was dropped: '
+                                     + self._drop_summary(kinds_delta), values)
+        if delta['frames_missing'] > 0 and delta['frames_missing'] >= LOSS_WARN_FRACTION * (
+                delta['frames_missing'] + delta['frames_received']):
+            total = delta['frames_missing'] + delta['frames_received']
+            return DiagnosticsReport(
+                WARN, f'about {delta["frames_missing"]} of {total} images were lost before '
+                'they reached the node since the last report (gaps in the header stamps at '
+                f'{self._sequence.period_ns / 1e6:.1f} ms per image); raw full-resolution '
+                'images over best effort lose fragments: use qos_reliability: reliable or '
+                'image_transport: compressed', values)
         if params.inference_rate_hz > 0:
-            if len(self._result_times) > 1 and now - self._started > 2.0 / \
+            if counters['recognitions'] > 1 and now - self._started > 2.0 / \
                     params.inference_rate_hz and inference_hz < 0.8 * params.inference_rate_hz \
                     and input_hz >= params.inference_rate_hz:
                 return DiagnosticsReport(WARN, f'inference falls behind: {inference_hz:.1f} Hz '

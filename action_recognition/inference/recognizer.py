@@ -226,6 +226,7 @@ class Recognizer:
         self._infer_lock = threading.Lock()
         self._pending = False
         self._scheduled_generation = -1
+        self._smoothed_generation: int | None = None  # the stream the smoothing state is of
         self._arrival: dict[int, float] = {}
         self.frames_in = 0
         self.frames_dropped = 0
@@ -397,16 +398,35 @@ class Recognizer:
                 self.buffer.cache_features(int(clip.indices[i]), features[i])
         return np.asarray(backend.infer_features(torch.cat(features)))[0]
 
+    def _restart_smoothing(self, clip: Clip) -> list[ActionEvent]:
+        """Start smoothing and hysteresis afresh when ``clip`` follows a buffer restart.
+
+        A restart (gap, backwards stamp, resolution change) separates two streams: scores of the
+        old one must not leak into the new one. Actions still active are reported as ended.
+        """
+        previous, self._smoothed_generation = self._smoothed_generation, clip.generation
+        if previous is None or previous == clip.generation:
+            return []
+        self._smoother.reset()
+        if self._hysteresis is None:
+            return []
+        labels = self.spec.label_names
+        ended = [ActionEvent('ended', labels[i], i, clip.stamp, 0.0)
+                 for i in sorted(self._hysteresis.active)]
+        self._hysteresis.reset()
+        return ended
+
     def _postprocess(self, clip: Clip, logits: np.ndarray, arrival: float,
                      inference_s: float) -> Recognition:
         raw = softmax(logits.astype(np.float64)).astype(np.float32)
+        events = self._restart_smoothing(clip)
         scores = self._smoother(raw)
         labels = self.spec.label_names
         order = np.argsort(-scores, kind='stable')[:self.top_k]
         top = [(labels[i], float(scores[i])) for i in order
                if scores[i] >= self.score_threshold]
-        events = self._hysteresis.update(scores, labels, clip.stamp) \
-            if self._hysteresis is not None else []
+        if self._hysteresis is not None:
+            events += self._hysteresis.update(scores, labels, clip.stamp)
         for event in events:
             self.logger.info('action %s: %s (score %.2f) at %.3f', event.kind, event.label,
                              event.score, event.stamp)

@@ -26,6 +26,9 @@ import sys
 import time
 from typing import Any
 
+from action_recognition.files import check_output
+from action_recognition.inference.images import DEFAULT_MAX_PIXELS
+from action_recognition.inference.sinks import output_target
 from action_recognition.inference.sinks import RecognitionRecord
 from action_recognition.inference.sinks import Sink
 from action_recognition.inference.sinks import StampLedger
@@ -107,9 +110,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='header frame_id for video and camera frames')
     parser.add_argument('--max-frames', type=int, default=None,
                         help='stop after this many frames (cameras run until Ctrl-C otherwise)')
+    parser.add_argument('--max-image-pixels', type=int, default=DEFAULT_MAX_PIXELS,
+                        help='drop bag images of more pixels (width x height, read before '
+                             f'decoding; default {DEFAULT_MAX_PIXELS} = 4096x4096)')
     parser.add_argument('--fps', type=float, default=None,
                         help='frame rate of the annotated video (default: the source rate)')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+    parser.add_argument('--force', action='store_true',
+                        help='replace an existing output (without it an existing output is '
+                             'refused); the output is never allowed to be the source')
+    parser.add_argument('--allow-5d', action='store_true',
+                        help='run a model that is not 4D-only (refused otherwise)')
 
 
 @dataclass
@@ -123,6 +134,7 @@ class RunSummary:
     errors: int = 0
     seconds: float = 0.0
     drop_reasons: dict[str, int] = field(default_factory=dict)
+    source_error: str | None = None  # why the source broke off before its end, if it did
 
     @property
     def fps(self) -> float:
@@ -132,10 +144,13 @@ class RunSummary:
         reasons = ''
         if self.drop_reasons:
             reasons = ' (' + ', '.join(f'{k}: {v}' for k, v in self.drop_reasons.items()) + ')'
-        return (f'frames read {self.frames_read}, dropped {self.frames_dropped}{reasons}, '
+        text = (f'frames read {self.frames_read}, dropped {self.frames_dropped}{reasons}, '
                 f'recognitions {self.recognitions}, clips dropped {self.clips_dropped}, '
                 f'inference errors {self.errors}, {self.fps:.1f} frames/s over '
                 f'{self.seconds:.1f} s')
+        if self.source_error is not None:
+            text += f'; the source broke off: {self.source_error}'
+        return text
 
 
 def build_recognizer(backend: Any, *, hop: int, top_k: int, threshold: float,
@@ -150,8 +165,15 @@ def build_recognizer(backend: Any, *, hop: int, top_k: int, threshold: float,
 
 def run_stream(source: FrameSource, recognizer: Any, sinks: list[Sink], *,
                progress: bool = True, max_frames: int | None = None) -> RunSummary:
-    """Every frame of ``source`` through ``recognizer`` into ``sinks``; returns the summary."""
+    """Every frame of ``source`` through ``recognizer`` into ``sinks``; returns the summary.
+
+    A source that breaks midway (:class:`~action_recognition.inference.sources.SourceError`, e.g.
+    a recording corrupt after some messages) ends the run early: the summary says why
+    (``source_error``) and the sinks keep everything written up to there.
+    """
     from tqdm import tqdm
+
+    from action_recognition.inference.sources import SourceError
 
     ledger = StampLedger(capacity=max(1024, 4 * recognizer.buffer.capacity))
     summary = RunSummary()
@@ -160,8 +182,18 @@ def run_stream(source: FrameSource, recognizer: Any, sinks: list[Sink], *,
     start = time.perf_counter()
     bar = tqdm(total=total, unit='frame', disable=not progress, dynamic_ncols=True,
                file=sys.stderr)
+    frames = iter(source)
+    count = -1
     try:
-        for count, frame in enumerate(source):
+        while True:
+            count += 1
+            try:
+                frame = next(frames)
+            except StopIteration:
+                break
+            except SourceError as error:
+                summary.source_error = str(error)
+                break
             if max_frames is not None and count >= max_frames:
                 break
             stamp = ledger.add(frame.stamp_ns, frame.index)
@@ -206,6 +238,8 @@ def run(args: argparse.Namespace) -> int:
         problems.append(f'--threshold must be in [0, 1], got {args.threshold}')
     if args.max_frames is not None and args.max_frames < 1:
         problems.append(f'--max-frames must be >= 1, got {args.max_frames}')
+    if args.max_image_pixels < 1:
+        problems.append(f'--max-image-pixels must be >= 1, got {args.max_image_pixels}')
     if problems:
         for problem in problems:
             LOGGER.error('%s', problem)
@@ -216,8 +250,17 @@ def run(args: argparse.Namespace) -> int:
         LOGGER.error('%s', error)
         return 1
     try:
+        # Before any work: the output must not be the source (or inside a recording) nor the
+        # model, and must not exist unless --force.
+        check_output(output_target(args.output), force=args.force, what='--output',
+                     inputs=[None if str(args.source).isdigit() else args.source, model_path])
+    except (FileExistsError, ValueError) as error:
+        LOGGER.error('%s', error)
+        return 1
+    try:
         backend = load_backend(model_path, backend=args.backend, device=args.device,
-                               half=args.half, threads=args.threads, logger=LOGGER)
+                               half=args.half, threads=args.threads, allow_5d=args.allow_5d,
+                               logger=LOGGER)
     except (ModelLoadError, ValueError) as error:
         LOGGER.error('cannot load model: %s', error)
         return 1
@@ -227,7 +270,7 @@ def run(args: argparse.Namespace) -> int:
                 spec.input_size[0], spec.input_size[1], getattr(backend, 'name', args.backend))
     try:
         source = open_source(args.source, image_topic=args.image_topic, frame_id=args.frame_id,
-                             max_frames=args.max_frames)
+                             max_frames=args.max_frames, max_image_pixels=args.max_image_pixels)
     except (FileNotFoundError, ValueError) as error:
         LOGGER.error('%s', error)
         return 1
@@ -236,7 +279,7 @@ def run(args: argparse.Namespace) -> int:
     with source:
         try:
             sink = open_sink(args.output, labels=spec.label_names, threshold=args.threshold,
-                             fps=args.fps or source.fps or 30.0)
+                             fps=args.fps or source.fps or 30.0, force=args.force)
         except (FileExistsError, ValueError, OSError) as error:
             LOGGER.error('%s', error)
             return 1
@@ -245,7 +288,13 @@ def run(args: argparse.Namespace) -> int:
                                  progress=not args.no_progress and sys.stderr.isatty(),
                                  max_frames=args.max_frames)
     LOGGER.info('%s', summary.text())
-    LOGGER.info('wrote %s', sink.path)
+    if sink.path.exists():
+        LOGGER.info('wrote %s', sink.path)
+    if summary.source_error is not None:
+        LOGGER.error('%s broke off after %d frames: %s; %s holds the %d recognitions up to '
+                     'there', args.source, summary.frames_read, summary.source_error,
+                     sink.path, summary.recognitions)
+        return 1
     if summary.frames_read == 0:
         LOGGER.error('no frames were read from %s', args.source)
         return 1

@@ -11,12 +11,19 @@ uses frames). Formats:
   ``/action_recognition/actions`` (header: stamp and frame_id of the clip's last frame) and one
   ``vision_msgs/msg/LabelInfo`` on ``/action_recognition/label_info``.
 - ``.mp4`` / ``.avi`` / ``.mkv``: the input frames with the latest recognition drawn on them.
+
+No output is written in place: each sink writes a temporary with a unique name beside its
+target (:mod:`action_recognition.files`) and publishes it under the final name when it is
+closed, also when the run ends early (Ctrl-C, a recording that is corrupt midway), so what was
+recognised up to there is kept, complete and valid. An existing output is refused unless
+``force`` (``--force``) is given; with ``force`` it is replaced in one step at the end.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
+import contextlib
 from dataclasses import dataclass
 from dataclasses import field
 import json
@@ -29,9 +36,14 @@ from typing import TextIO
 import cv2
 import numpy as np
 
+from action_recognition.files import atomic_dir
+from action_recognition.files import atomic_path
+from action_recognition.files import check_output
+from action_recognition.files import OutputExistsError
+
 __all__ = [
     'RecognitionRecord', 'Sink', 'JsonLinesSink', 'McapSink', 'VideoSink', 'annotate',
-    'open_sink', 'mcap_bag_dir', 'VIDEO_SUFFIXES', 'StampLedger',
+    'open_sink', 'mcap_bag_dir', 'VIDEO_SUFFIXES', 'StampLedger', 'output_target',
 ]
 
 VIDEO_SUFFIXES = ('.mp4', '.avi', '.mkv')
@@ -109,6 +121,21 @@ def _event_text(event: Any) -> str:
     return f'{kind}:{label}' if kind is not None else str(event)
 
 
+class _Pending:
+    """A temporary file or directory that becomes ``path`` when :meth:`publish` is called."""
+
+    def __init__(self, path: Path, *, force: bool, directory: bool = False) -> None:
+        self._stack = contextlib.ExitStack()
+        opener = atomic_dir if directory else atomic_path
+        self.temporary: Path = self._stack.enter_context(opener(path, force=force))
+
+    def publish(self) -> None:
+        self._stack.close()
+
+    def discard(self) -> None:
+        self._stack.__exit__(RuntimeError, RuntimeError('discarded'), None)
+
+
 class Sink:
     """Base class of the outputs; use as a context manager."""
 
@@ -134,10 +161,11 @@ class Sink:
 class JsonLinesSink(Sink):
     """One JSON object per recognition, one per line, flushed as written."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
+    def __init__(self, path: str | os.PathLike[str], *, force: bool = False) -> None:
+        self.path = check_output(path, force=force)
         self.count = 0
-        self._handle: TextIO | None = self.path.open('w', encoding='utf-8')
+        self._pending = _Pending(self.path, force=force)
+        self._handle: TextIO | None = self._pending.temporary.open('w', encoding='utf-8')
 
     def write(self, record: RecognitionRecord) -> None:
         if self._handle is None:
@@ -150,6 +178,7 @@ class JsonLinesSink(Sink):
         if self._handle is not None:
             self._handle.close()
             self._handle = None
+            self._pending.publish()
 
 
 def mcap_bag_dir(path: str | os.PathLike[str]) -> Path:
@@ -162,13 +191,15 @@ class McapSink(Sink):
     """A rosbag2 MCAP recording of ``vision_msgs/msg/Classification`` and ``LabelInfo``.
 
     Args:
-        path: ``FILE.mcap``; the rosbag2 directory ``FILE`` is created (it must not exist).
+        path: ``FILE.mcap``; the rosbag2 directory ``FILE`` is created. It must not exist, or,
+            with ``force``, be a rosbag2 recording of MCAP files (which is replaced; any other
+            directory is refused).
         labels: the model's labels, in output order (for ``LabelInfo``).
         threshold: the score threshold in force (for ``LabelInfo``).
     """
 
     def __init__(self, path: str | os.PathLike[str], *, labels: Sequence[str],
-                 threshold: float) -> None:
+                 threshold: float, force: bool = False) -> None:
         from rosbags.rosbag2 import StoragePlugin
         from rosbags.rosbag2 import Writer
 
@@ -178,16 +209,25 @@ class McapSink(Sink):
         from action_recognition.inference.messages import rosbags_message_types
 
         self.path = mcap_bag_dir(path)
-        if self.path.exists():
-            raise FileExistsError(f'{self.path} exists already; the MCAP output is written as a '
-                                  'new rosbag2 directory')
+        if self.path.exists() and not force:
+            raise OutputExistsError(f'{self.path} exists already (the MCAP output is written as '
+                                    'a rosbag2 directory); pass --force to replace it')
+        if self.path.exists() and not _is_mcap_recording(self.path):
+            raise OutputExistsError(f'{self.path} exists and is not a rosbag2 MCAP recording; '
+                                    'refusing to replace it even with --force')
         self.labels = list(labels)
         self.threshold = float(threshold)
         self.count = 0
         self._typestore = action_typestore()
         self._types = rosbags_message_types(self._typestore)
-        self._writer: Any = Writer(self.path, version=8, storage_plugin=StoragePlugin.MCAP)
-        self._writer.open()
+        self._pending = _Pending(self.path, force=force, directory=True)
+        try:
+            self._writer: Any = Writer(self._pending.temporary, version=8,
+                                       storage_plugin=StoragePlugin.MCAP)
+            self._writer.open()
+        except BaseException:
+            self._pending.discard()
+            raise
         self._actions = self._writer.add_connection(
             ACTIONS_TOPIC, 'vision_msgs/msg/Classification', typestore=self._typestore)
         self._label_info = self._writer.add_connection(
@@ -226,6 +266,17 @@ class McapSink(Sink):
             self._write_label_info(0)
         self._writer.close()
         self._writer = None
+        self._pending.publish()
+
+
+def _is_mcap_recording(path: Path) -> bool:
+    """Whether ``path`` is a directory holding only a rosbag2 ``metadata.yaml`` and MCAP files
+    (what :class:`McapSink` writes), so that ``--force`` may replace it."""
+    if not path.is_dir() or path.is_symlink():
+        return False
+    names = [child.name for child in path.iterdir()]
+    return 'metadata.yaml' in names and all(
+        name == 'metadata.yaml' or name.endswith('.mcap') for name in names)
 
 
 def annotate(image: np.ndarray, top: Sequence[tuple[str, float]], *,
@@ -251,30 +302,37 @@ class VideoSink(Sink):
     """The source frames with the latest recognition drawn on them.
 
     The writer opens on the first frame (its size is the video's size); frames of another size
-    are resized to it. ``.mp4`` uses the ``mp4v`` codec, ``.avi`` MJPG, ``.mkv`` XVID.
+    are resized to it. ``.mp4`` uses the ``mp4v`` codec, ``.avi`` MJPG, ``.mkv`` XVID. A run
+    that gives no frame writes no file.
     """
 
     _FOURCC = {'.mp4': 'mp4v', '.avi': 'MJPG', '.mkv': 'XVID'}
 
-    def __init__(self, path: str | os.PathLike[str], *, fps: float) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, fps: float, force: bool = False) -> None:
         self.path = Path(path)
         if self.path.suffix not in self._FOURCC:
             raise ValueError(f'video output must end in one of {list(self._FOURCC)}, '
                              f'got {self.path}')
         if fps <= 0:
             raise ValueError(f'fps must be > 0, got {fps}')
+        check_output(self.path, force=force)
         self.fps = float(fps)
         self.count = 0
         self.frames_written = 0
         self._writer: Any = None
         self._size: tuple[int, int] | None = None
+        self._pending: _Pending | None = _Pending(self.path, force=force)
 
     def write_frame(self, image: np.ndarray, latest: RecognitionRecord | None) -> None:
         height, width = image.shape[:2]
+        if self._pending is None:
+            raise RuntimeError(f'{self.path} is closed')
         if self._writer is None:
             fourcc = cv2.VideoWriter.fourcc(*self._FOURCC[self.path.suffix])
-            self._writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (width, height))
+            self._writer = cv2.VideoWriter(str(self._pending.temporary), fourcc, self.fps,
+                                           (width, height))
             if not self._writer.isOpened():
+                self._writer = None
                 raise OSError(f'OpenCV cannot write video {self.path}')
             self._size = (width, height)
         if self._size != (width, height):
@@ -287,20 +345,36 @@ class VideoSink(Sink):
         self.count += 1
 
     def close(self) -> None:
+        if self._pending is None:
+            return
         if self._writer is not None:
             self._writer.release()
             self._writer = None
+        if self.frames_written:
+            self._pending.publish()
+        else:
+            self._pending.discard()
+        self._pending = None
+
+
+def output_target(path: str | os.PathLike[str]) -> Path:
+    """What ``--output path`` creates: the file itself, or the rosbag2 directory of ``.mcap``."""
+    return mcap_bag_dir(path) if Path(path).suffix.lower() == '.mcap' else Path(path)
 
 
 def open_sink(path: str | os.PathLike[str], *, labels: Sequence[str], threshold: float,
-              fps: float) -> Sink:
-    """The sink for ``path``'s suffix: ``.jsonl``, ``.mcap`` or a video suffix."""
+              fps: float, force: bool = False) -> Sink:
+    """The sink for ``path``'s suffix: ``.jsonl``, ``.mcap`` or a video suffix.
+
+    An existing output is refused unless ``force`` (:class:`~action_recognition.files.
+    OutputExistsError`).
+    """
     suffix = Path(path).suffix.lower()
     if suffix in ('.jsonl', '.json'):
-        return JsonLinesSink(path)
+        return JsonLinesSink(path, force=force)
     if suffix == '.mcap':
-        return McapSink(path, labels=labels, threshold=threshold)
+        return McapSink(path, labels=labels, threshold=threshold, force=force)
     if suffix in VIDEO_SUFFIXES:
-        return VideoSink(path, fps=fps)
+        return VideoSink(path, fps=fps, force=force)
     raise ValueError(f'unknown output type {path}: expected .jsonl, .mcap or '
                      f'{", ".join(VIDEO_SUFFIXES)}')

@@ -24,17 +24,32 @@ import cv2
 import numpy as np
 
 from action_recognition.inference.images import compressed_msg_to_rgb
+from action_recognition.inference.images import DEFAULT_MAX_PIXELS
+from action_recognition.inference.images import describe_error
 from action_recognition.inference.images import image_msg_to_rgb
 from action_recognition.inference.images import ImageDecodeError
 
 __all__ = [
     'Frame', 'FrameSource', 'VideoSource', 'CameraSource', 'BagSource', 'open_source',
+    'SourceError',
     'IMAGE_TYPES', 'BAG_SUFFIXES',
 ]
 
 _LOGGER = logging.getLogger(__name__)
 
 IMAGE_TYPES = ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage')
+
+
+class SourceError(ValueError):
+    """A source that cannot be opened, or that breaks while it is read.
+
+    Attributes:
+        frames_read: frames (messages) read before it broke (0 when it could not be opened).
+    """
+
+    def __init__(self, message: str, *, frames_read: int = 0) -> None:
+        super().__init__(message)
+        self.frames_read = frames_read
 BAG_SUFFIXES = ('.mcap', '.db3')
 
 
@@ -222,7 +237,15 @@ class BagSource(FrameSource):
         path: the bag directory (or its ``.mcap``/``.db3`` file).
         image_topic: topic of ``sensor_msgs/msg/Image`` or ``CompressedImage`` messages; may be
             omitted when the bag has exactly one image topic.
+
+    A recording that cannot be opened (a truncated or garbage storage file, a broken
+    ``metadata.yaml``) raises :class:`SourceError` naming the file and the reason. One that
+    breaks while it is read (a corrupt sqlite3 page midway) raises :class:`SourceError` from the
+    iteration, saying after how many messages: the frames before it were yielded as usual.
     """
+
+    #: Images of more pixels are dropped before decoding (``open_source`` sets it).
+    max_image_pixels: int = DEFAULT_MAX_PIXELS
 
     def __init__(self, path: str | os.PathLike[str], *, image_topic: str | None = None) -> None:
         super().__init__()
@@ -233,11 +256,15 @@ class BagSource(FrameSource):
         self.path = _bag_dir(Path(path))
         self.name = f'{self.path}'
         self._reader: Any = AnyReader([self.path], default_typestore=action_typestore())
-        self._reader.open()
+        try:
+            self._reader.open()
+        except Exception as error:  # rosbags', YAML's and sqlite3's own errors alike
+            raise SourceError(f'cannot read the rosbag2 recording {self.path}'
+                              f'{_storage_files(self.path)}: {_one_line(error)}') from error
         try:
             self.connections = self._pick(image_topic)
         except BaseException:
-            self._reader.close()
+            self.close()
             raise
         self.topic = self.connections[0].topic
         self.msgtype = self.connections[0].msgtype
@@ -272,20 +299,46 @@ class BagSource(FrameSource):
     def fps(self) -> float | None:
         return self._fps
 
+    def _messages(self) -> Iterator[tuple[Any, int, bytes]]:
+        """The topic's raw messages; a storage error becomes a :class:`SourceError`."""
+        messages = self._reader.messages(connections=self.connections)
+        read = 0
+        while True:
+            try:
+                item = next(messages)
+            except StopIteration:
+                return
+            except Exception as error:
+                raise SourceError(
+                    f'the rosbag2 recording {self.path} is corrupt after {read} of '
+                    f'{self._total} messages on {self.topic}: {_one_line(error)}',
+                    frames_read=read) from error
+            read += 1
+            yield item
+
     def __iter__(self) -> Iterator[Frame]:
         compressed = self.msgtype.endswith('CompressedImage')
-        for index, (connection, log_time, raw) in enumerate(
-                self._reader.messages(connections=self.connections)):
+        for index, (connection, log_time, raw) in enumerate(self._messages()):
             self.frames_read += 1
             try:
                 msg = self._reader.deserialize(raw, connection.msgtype)
             except Exception as error:
                 self._drop(index, f'undeserialisable {connection.msgtype}: {error}')
                 continue
+            # Refusals are keyed by their kind ('oversized', 'corrupt jpeg', ...); nothing the
+            # conversion raises ends the run.
+            limit = self.max_image_pixels
             try:
-                image = compressed_msg_to_rgb(msg) if compressed else image_msg_to_rgb(msg)
+                image = compressed_msg_to_rgb(msg, max_pixels=limit) if compressed \
+                    else image_msg_to_rgb(msg, max_pixels=limit)
             except ImageDecodeError as error:
-                self._drop(index, f'undecodable image: {error}')
+                hint = ' (raise --max-image-pixels to accept it)' if error.kind == 'oversized' \
+                    else ''
+                self._drop(index, f'{error.kind}: {error}{hint}')
+                continue
+            except Exception as error:  # cv2.error, MemoryError, a malformed message
+                self._drop(index, f'decoder error: converting the image raised '
+                                  f'{describe_error(error)}')
                 continue
             stamp = msg.header.stamp
             stamp_ns = int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
@@ -294,14 +347,32 @@ class BagSource(FrameSource):
             yield Frame(image, stamp_ns, str(msg.header.frame_id), index)
 
     def close(self) -> None:
-        if self._reader.stack is not None:
-            self._reader.close()
+        if getattr(self._reader, 'stack', None) is not None:
+            try:
+                self._reader.close()
+            except Exception as error:  # a corrupt file may fail to close too
+                _LOGGER.warning('%s: closing the recording failed: %s', self.path,
+                                _one_line(error))
+
+
+def _one_line(error: BaseException) -> str:
+    text = ' '.join(str(error).split()) or type(error).__name__
+    return text if len(text) <= 300 else text[:297] + '...'
+
+
+def _storage_files(path: Path) -> str:
+    files = sorted(p.name for p in path.iterdir() if p.suffix in BAG_SUFFIXES)
+    return f' ({", ".join(files)})' if files else ''
 
 
 def open_source(source: str, *, image_topic: str | None = None, frame_id: str = '',
-                max_frames: int | None = None) -> FrameSource:
+                max_frames: int | None = None,
+                max_image_pixels: int = DEFAULT_MAX_PIXELS) -> FrameSource:
     """Open ``source``: a camera index (``'0'``) or device path (``/dev/video0``), a rosbag2
-    recording (directory, or ``.mcap``/``.db3`` inside one), or a video file."""
+    recording (directory, or ``.mcap``/``.db3`` inside one), or a video file.
+
+    A recording's images of more than ``max_image_pixels`` pixels are dropped before decoding.
+    """
     text = str(source)
     if text.isdigit():
         return CameraSource(int(text), frame_id=frame_id or 'camera', max_frames=max_frames)
@@ -314,7 +385,9 @@ def open_source(source: str, *, image_topic: str | None = None, frame_id: str = 
         raise FileNotFoundError(f'source {text} does not exist (expected a video file, a camera '
                                 'index or device path, or a rosbag2 recording)')
     if path.is_dir() or path.suffix in BAG_SUFFIXES:
-        return BagSource(path, image_topic=image_topic)
+        bag = BagSource(path, image_topic=image_topic)
+        bag.max_image_pixels = max_image_pixels
+        return bag
     if image_topic is not None:
         raise ValueError(f'--image-topic {image_topic} given, but {text} is not a rosbag2 '
                          'recording')

@@ -7,13 +7,25 @@ Examples::
         --output eco_4d.onnx
     action-recognition convert --model eco_lite_conv3d_5d --option net2d=small \\
         --option width_mult=0.5 --frames 8 --size 112 --output eco_small_4d.pt
-    # Your own model, saved whole with torch.save(model), taking clips [B, 3, T, H, W]:
-    action-recognition convert --module-file r3d.pt --frames 16 --size 112 --output r3d_4d.pt
+    # Your own model, saved whole with torch.save(model), taking clips [B, 3, T, H, W]
+    # (loading it runs Python code from the file: only for files you trust, see below):
+    action-recognition convert --module-file r3d.pt --trust-module-file --frames 16 \
+        --size 112 --output r3d_4d.onnx
 
-The converted model is saved whole (``torch.save``; load it with
-``torch.load(path, weights_only=False)``) or exported to ONNX with the rank-4 proof of
-``action-recognition export``. The largest difference from the original on a random clip is
-printed; a model that cannot be converted exactly is refused with the reason.
+The converted model is exported to ONNX with the rank-4 proof of ``action-recognition export``
+or saved whole (``torch.save``). The largest difference from the original on a random clip is
+printed; a model that cannot be converted exactly is refused with the reason. The output is
+written through a unique temporary name and renamed into place; an existing output is refused
+unless ``--force``.
+
+**--module-file runs code.** A whole ``nn.Module`` saved with ``torch.save(model)`` is a Python
+pickle: loading it (``torch.load(weights_only=False)``) imports the module's classes and runs
+whatever the file says, ``os.system`` included. Nothing else in this package loads a file that
+way (checkpoints are read with ``weights_only=True``), and this command does it only when
+``--trust-module-file`` is given as well: pass it only for a file you wrote or whose source you
+trust as you trust code you run. Without it ``--module-file`` is refused and the file is not
+opened. The same holds for a ``.pt`` output of this command: it is a whole pickled module, and
+loading it runs code from it.
 """
 
 from __future__ import annotations
@@ -26,7 +38,11 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ['add_arguments', 'run', 'load_module_file']
+__all__ = ['add_arguments', 'run', 'load_module_file', 'UntrustedModuleFileError']
+
+
+class UntrustedModuleFileError(ValueError):
+    """``--module-file`` without ``--trust-module-file``: loading it would run code from it."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,11 +50,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument('--model', metavar='NAME',
                         help='registered model name (see `action-recognition models`); it takes '
                              'frames [B*T, 3, H, W]')
-    source.add_argument('--module-file', '--torchscript', dest='module_file', metavar='FILE',
-                        help='a whole nn.Module saved with torch.save(model) (a TorchScript '
-                             'archive cannot be traced and is refused)')
+    source.add_argument('--module-file', dest='module_file', metavar='FILE',
+                        help='a whole nn.Module saved with torch.save(model). LOADING IT RUNS '
+                             'PYTHON CODE FROM THE FILE (it is a pickle, read with '
+                             'torch.load(weights_only=False)); refused unless '
+                             '--trust-module-file is given too. A TorchScript archive cannot '
+                             'be traced and is refused')
+    parser.add_argument('--trust-module-file', action='store_true',
+                        help='acknowledge that loading --module-file runs code from it, and '
+                             'load it anyway (only for a file you wrote or fully trust)')
     parser.add_argument('--output', required=True, metavar='FILE',
-                        help='FILE.pt (torch.save of the converted module) or FILE.onnx')
+                        help='FILE.onnx, or FILE.pt (torch.save of the whole converted module; '
+                             'loading it runs code from it, like --module-file)')
+    parser.add_argument('--force', action='store_true',
+                        help='replace an existing --output')
     parser.add_argument('--frames', type=int, default=None, metavar='T',
                         help='clip length T (default: the registered setting, else 8)')
     parser.add_argument('--size', type=int, default=None, metavar='S',
@@ -57,9 +82,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--seed', type=int, default=0, help='seed of the random example clips')
 
 
-def load_module_file(path: str | Path) -> nn.Module:
-    """A whole ``nn.Module`` saved with ``torch.save(model)``; clear errors for anything else."""
+def load_module_file(path: str | Path, *, trust: bool = False) -> nn.Module:
+    """A whole ``nn.Module`` saved with ``torch.save(model)``; clear errors for anything else.
+
+    Loading it runs Python code from the file (``torch.load(weights_only=False)`` unpickles
+    arbitrary objects), so it is done only with ``trust=True`` (``--trust-module-file``);
+    otherwise :class:`UntrustedModuleFileError` is raised and the file is not opened.
+    """
     path = Path(path)
+    if not trust:
+        raise UntrustedModuleFileError(
+            f'--module-file {path}: a whole nn.Module saved with torch.save(model) is a Python '
+            'pickle, and loading it runs code from the file (os.system included); it is never '
+            'loaded implicitly. The file was not opened. If you wrote it or trust its source as '
+            'you trust code you run, pass --trust-module-file as well')
     if not path.is_file():
         raise FileNotFoundError(f'{path}: no such file')
     try:
@@ -104,7 +140,7 @@ def _build(args: argparse.Namespace) -> tuple[nn.Module, torch.Tensor]:
                              **_options(args.option))
         layout = layout or 'frames'
     else:
-        model = load_module_file(args.module_file)
+        model = load_module_file(args.module_file, trust=args.trust_module_file)
         frames = frames or 8
         size = size or 112
         layout = layout or 'clip'
@@ -122,6 +158,8 @@ def _build(args: argparse.Namespace) -> tuple[nn.Module, torch.Tensor]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from action_recognition.files import atomic_path
+    from action_recognition.files import check_output
     from action_recognition.models.convert import ConversionError
     from action_recognition.models.convert import export_onnx_4d
     from action_recognition.models.convert import fold_input
@@ -133,8 +171,9 @@ def run(args: argparse.Namespace) -> int:
         print(f'error: --output must end in .pt or .onnx, got {output}', file=sys.stderr)
         return 2
     try:
+        check_output(output, force=args.force, inputs=[args.module_file], what='--output')
         model, example = _build(args)
-    except (ValueError, KeyError, TypeError, FileNotFoundError) as error:
+    except (ValueError, KeyError, TypeError, FileNotFoundError, FileExistsError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
     try:
@@ -146,18 +185,32 @@ def run(args: argparse.Namespace) -> int:
     diff = max_abs_diff(model, converted.eval(), fresh)
     print(f'converted {type(model).__name__}: input {tuple(example.shape)} -> '
           f'{tuple(fold_input(example).shape)}; max abs diff vs original {diff:.3g}')
-    output.parent.mkdir(parents=True, exist_ok=True)
-    if output.suffix == '.pt':
-        torch.save(converted, output)
-        print(f'wrote {output} (load with torch.load(path, weights_only=False))')
-        return 0
     try:
-        problems = export_onnx_4d(converted, fold_input(example), output, opset=args.opset)
-    except RuntimeError as error:
-        print(f'error: {error}', file=sys.stderr)
+        if output.suffix == '.pt':
+            with atomic_path(output, force=args.force) as temporary:
+                torch.save(converted, temporary)
+            print(f'wrote {output} (a whole pickled module: torch.load(path, '
+                  'weights_only=False) runs code from it, load only your own)')
+            return 0
+        with atomic_path(output, force=args.force) as temporary:
+            problems = export_onnx_4d(converted, fold_input(example), temporary,
+                                      opset=args.opset)
+            if problems:
+                raise _NotFourDError(problems)
+    except _NotFourDError as refused:
+        print(f'error: the export of {output} is not 4D-only (not written): '
+              + '; '.join(refused.problems[:10]), file=sys.stderr)
         return 1
-    if problems:
-        print(f'error: {output} is not 4D-only: ' + '; '.join(problems[:10]), file=sys.stderr)
+    except (RuntimeError, FileExistsError) as error:
+        print(f'error: {error}', file=sys.stderr)
         return 1
     print(f'wrote {output}: every tensor has rank <= 4 and no convolution is 3D')
     return 0
+
+
+class _NotFourDError(Exception):
+    """The exported graph failed the rank-4 proof: the temporary is discarded."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__('; '.join(problems))
+        self.problems = problems

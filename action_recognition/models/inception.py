@@ -340,7 +340,10 @@ def _read_state_dict(path_or_state_dict: str | os.PathLike[str] | dict[str, Any]
             raise FileNotFoundError(
                 f'Inception-V3 weights file {path!r} does not exist (weights are never '
                 f"downloaded; save torchvision's inception_v3 state dict there)")
-        state = torch.load(path, map_location='cpu', weights_only=True)
+        # weights_only: a file holding pickled Python objects is refused, nothing in it runs.
+        from action_recognition.training.checkpoint import safe_load
+
+        state = safe_load(path, 'cpu', what='Inception-V3 weights')
         source = repr(path)
         if not isinstance(state, dict):
             raise ValueError(f'{source} does not hold a state dict (got {type(state).__name__})')
@@ -384,6 +387,9 @@ def load_inception_v3_imagenet(
         TypeError: ``module`` is not an Inception 2D-Net.
         ValueError: a tensor has the wrong shape, nothing matches the layout, or (``strict``)
             keys are missing or unexpected. The 2D-Net is left unchanged then.
+        CheckpointError: the file is corrupt, or holds pickled Python objects, which the safe
+            loader (``weights_only=True``) refuses without running anything
+            (:class:`~action_recognition.training.checkpoint.UnsafeCheckpointError`).
     """
     target = getattr(module, 'net2d', module)
     if not isinstance(target, InceptionV3Net2d):

@@ -205,7 +205,10 @@ def _read_state_dict(path_or_state_dict: str | os.PathLike[str] | Mapping[str, T
             raise FileNotFoundError(
                 f'ImageNet ResNet weights {path!r} not found (expected a local torchvision '
                 'ResNet state dict saved with torch.save; nothing is downloaded)')
-        state = torch.load(path, map_location='cpu', weights_only=True)
+        # weights_only: a file holding pickled Python objects is refused, nothing in it runs.
+        from action_recognition.training.checkpoint import safe_load
+
+        state = safe_load(path, 'cpu', what='ImageNet ResNet weights')
         source = path
     if isinstance(state, Mapping) and 'state_dict' in state and isinstance(
             state['state_dict'], Mapping):
@@ -244,6 +247,9 @@ def load_resnet_imagenet(
     Raises:
         ValueError: a tensor's shape differs from the model's (always; nothing is loaded then),
             or, with ``strict``, missing or unexpected keys.
+        CheckpointError: the file is corrupt, or holds pickled Python objects, which the safe
+            loader (``weights_only=True``) refuses without running anything
+            (:class:`~action_recognition.training.checkpoint.UnsafeCheckpointError`).
     """
     state = _read_state_dict(path_or_state_dict)
     own = model.state_dict()

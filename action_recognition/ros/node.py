@@ -179,9 +179,11 @@ class ActionRecognitionNode(Node):
     # -- callbacks ----------------------------------------------------------------------------
 
     def _on_image(self, msg: Image) -> None:
+        self.core.debug_enabled = self.debug_pub.get_subscription_count() > 0
         self.core.on_image_msg(msg)
 
     def _on_compressed(self, msg: CompressedImage) -> None:
+        self.core.debug_enabled = self.debug_pub.get_subscription_count() > 0
         self.core.on_compressed_msg(msg)
 
     def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:

@@ -1,4 +1,4 @@
-"""Training checkpoints: atomic writes, checked reads, and models rebuilt from their spec.
+"""Training checkpoints: atomic writes, safe checked reads, and models rebuilt from their spec.
 
 A checkpoint is a ``torch.save`` dictionary::
 
@@ -8,77 +8,209 @@ A checkpoint is a ``torch.save`` dictionary::
      'epoch': epochs completed, 'step': optimiser steps completed,
      'config': the training config (plain data), 'metrics': {...}, 'rng_state': {...}}
 
-It is written to a temporary file in the same directory and moved into place with
-:func:`os.replace`, so a run killed while saving leaves the previous checkpoint intact.
+It holds tensors and plain data only (``dict``, ``list``, ``tuple``, ``str``, numbers, ``None``;
+:func:`save_checkpoint` turns NumPy values into plain ones and refuses anything else), so it is
+read with ``torch.load(weights_only=True)``: reading a checkpoint never runs code from it. A file
+that holds pickled Python objects (a class, a function such as ``os.system``) is refused by the
+safe loader with :class:`UnsafeCheckpointError`, never loaded any other way.
+
+It is written through a unique temporary file in the same directory
+(``.<name>.<random>.tmp``, :func:`action_recognition.files.atomic_path`), flushed to disk and
+moved into place in one step, so a run killed while saving leaves the previous checkpoint intact
+(and a temporary that :func:`action_recognition.files.remove_stale_temporaries` removes).
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 import os
 from pathlib import Path
 import pickle
-import tempfile
+import pickletools
+import re
 from typing import Any
+import warnings
 import zipfile
 
+import numpy as np
 import torch
 from torch import nn
 
+from action_recognition.files import atomic_path
 from action_recognition.spec import ModelSpec
 
 __all__ = [
-    'CheckpointError', 'REQUIRED_KEYS', 'save_checkpoint', 'load_checkpoint',
-    'spec_from_checkpoint', 'load_model_from_checkpoint', 'strip_module_prefix',
-    'TRAINING_STATE_KEYS', 'strip_training_state', 'write_model_file',
+    'CheckpointError', 'UnsafeCheckpointError', 'REQUIRED_KEYS', 'save_checkpoint',
+    'load_checkpoint', 'safe_load', 'plain_data', 'spec_from_checkpoint',
+    'load_model_from_checkpoint', 'strip_module_prefix', 'TRAINING_STATE_KEYS',
+    'strip_training_state', 'write_model_file',
 ]
 
 REQUIRED_KEYS = ('spec', 'model_state')
 TRAINING_STATE_KEYS = ('optimizer', 'scheduler', 'scaler', 'rng_state')
+
+_PICKLE_OPCODES = {ord(op.code): op.name for op in pickletools.opcodes}
+_PLAIN_SCALARS = (type(None), bool, int, float, complex, str, bytes, torch.dtype, torch.device)
+_PLAIN_KEYS = (type(None), bool, int, float, str, bytes)
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint file is missing, unreadable or not an action_recognition checkpoint."""
 
 
-def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
-    """Write ``state`` to ``path`` atomically (temporary file, fsync, ``os.replace``)."""
+class UnsafeCheckpointError(CheckpointError):
+    """The safe loader refused a file: it holds pickled Python objects, not only tensors and
+    plain data. Nothing in it was run."""
+
+
+def _is_pickle(path: Path) -> bool:
+    """A PyTorch zip archive (its ``data.pkl``) or a pickle of protocol 2 or later."""
+    try:
+        if zipfile.is_zipfile(path):
+            return True
+        with path.open('rb') as stream:
+            return stream.read(1) == b'\x80'  # PROTO
+    except OSError:
+        return False
+
+
+def _refusal_reason(error: BaseException, path: Path) -> str | None:
+    """Why ``torch.load(weights_only=True)`` refused a file; ``None`` if it did not refuse it
+    (the file is corrupt or not a PyTorch file)."""
+    text = str(error)
+    if 'weights only load failed' not in text.lower() and 'WeightsUnpickler' not in text:
+        return None
+    found = re.search(r'GLOBAL ([\w.]+)', text)
+    if found:
+        name = found.group(1)
+        hint = ''
+        if name.startswith('numpy'):
+            hint = (': NumPy data, as in the RNG state that training checkpoints of earlier '
+                    'versions held')
+        return f'it holds pickled Python objects (GLOBAL {name}{hint})'
+    found = re.search(r'[Uu]nsupported operand (\d+)', text)
+    if found:
+        opcode = _PICKLE_OPCODES.get(int(found.group(1)))
+        if opcode is None or not _is_pickle(path):
+            return None  # bytes that are no pickle: a corrupt file
+        return (f'it holds pickle instructions the safe loader does not accept ({opcode}), as '
+                'a whole pickled Python object does')
+    return f'it holds data the safe loader does not accept ({_detail(error)})'
+
+
+def _detail(error: BaseException) -> str:
+    """The gist of a loading error, without torch's advice to load with weights_only=False."""
+    text = str(error)
+    if 'weights only load failed' in text.lower() or 'WeightsUnpickler' in text:
+        found = re.search(r'WeightsUnpickler error:\s*(.+?)(?:\n\n|$)', text, re.DOTALL)
+        text = found.group(1) if found else text.split('weights_only', 1)[-1]
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return (lines[0] if lines else type(error).__name__)[:300]
+
+
+def safe_load(path: str | os.PathLike[str], map_location: str | torch.device = 'cpu', *,
+              what: str = 'checkpoint') -> Any:
+    """``torch.load(path, weights_only=True)`` with clear errors; never an unsafe fallback.
+
+    Raises :class:`UnsafeCheckpointError` when the safe loader refuses the file (it would have to
+    run code to rebuild Python objects) and :class:`CheckpointError` when the file is corrupt or
+    not a PyTorch file. ``what`` names the file in the messages (``'checkpoint'``,
+    ``'pretrained weights'``).
+    """
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            # torch warns about pickle protocols before refusing a whole-file pickle itself.
+            warnings.filterwarnings('ignore', message='.*pickle protocol', category=UserWarning)
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError,
+            OSError, AttributeError, TypeError, KeyError, IndexError) as error:
+        reason = _refusal_reason(error, path)
+        if reason is not None:
+            raise UnsafeCheckpointError(
+                f'{what} {path} was refused by the safe loader: {reason}; a checkpoint holds '
+                'only tensors and plain data. It was not loaded; nothing in it was run') from None
+        raise CheckpointError(
+            f'{what} {path} is corrupt or not a PyTorch file ({type(error).__name__}: '
+            f'{_detail(error)})') from None
+
+
+def plain_data(value: Any, where: str = 'checkpoint') -> Any:
+    """``value`` with NumPy scalars and arrays turned into Python numbers and lists.
+
+    Everything else must be a tensor or plain data (``dict``/``OrderedDict`` with plain keys,
+    ``list``, ``tuple``, ``set``, ``str``, ``bytes``, numbers, ``None``, ``torch.dtype``,
+    ``torch.device``): what ``torch.load(weights_only=True)`` reads. Anything else is a
+    ``ValueError`` naming where it is. Containers that need no change are returned as they are
+    (a state dict keeps its ``_metadata``).
+    """
+    if isinstance(value, torch.Tensor) or type(value) in _PLAIN_SCALARS:
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if type(value) in (dict, OrderedDict):
+        changed = False
+        items = []
+        for key, item in value.items():
+            plain_key = plain_data(key, f'{where} key') if isinstance(key, np.generic) else key
+            if type(plain_key) not in _PLAIN_KEYS and not (
+                    type(plain_key) is tuple and all(type(k) in _PLAIN_KEYS for k in plain_key)):
+                raise ValueError(f'{where} has a key of type {type(key).__name__} ({key!r}); a '
+                                 'checkpoint holds only tensors and plain data')
+            plain = plain_data(item, f'{where}[{key!r}]')
+            changed = changed or plain is not item or plain_key is not key
+            items.append((plain_key, plain))
+        if not changed:
+            return value
+        result = type(value)(items)
+        metadata = getattr(value, '_metadata', None)
+        if metadata is not None:
+            result._metadata = metadata
+        return result
+    if type(value) in (list, tuple, set) or isinstance(value, torch.Size):
+        converted = [plain_data(item, f'{where}[{i}]') for i, item in enumerate(value)]
+        if all(a is b for a, b in zip(converted, value)):
+            return value
+        return type(value)(converted) if type(value) is not torch.Size else tuple(converted)
+    raise ValueError(f'{where} is a {type(value).__module__}.{type(value).__qualname__}; a '
+                     'checkpoint holds only tensors and plain data (it must load with '
+                     'torch.load(weights_only=True))')
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any], *, force: bool = True) -> Path:
+    """Write ``state`` to ``path`` atomically (unique temporary, fsync, one-step publication).
+
+    ``state`` must hold tensors and plain data only (:func:`plain_data`; NumPy values are
+    converted). ``force=False`` refuses to replace an existing ``path``
+    (:class:`action_recognition.files.OutputExistsError`).
+    """
     missing = [key for key in REQUIRED_KEYS if key not in state]
     if missing:
         raise ValueError(f'a checkpoint needs the keys {list(REQUIRED_KEYS)}; missing {missing}')
+    state = plain_data(state)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    try:
-        os.fchmod(handle, 0o644)  # mkstemp makes 0600; checkpoints are ordinary files
-        with os.fdopen(handle, 'wb') as stream:
-            torch.save(state, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_path(path, force=force, keep_suffix=False) as temporary, \
+            temporary.open('wb') as stream:
+        torch.save(state, stream)
+        stream.flush()
+        os.fsync(stream.fileno())
     return path
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = 'cpu') -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint`; ``CheckpointError`` if it is not one.
 
-    Checkpoints hold optimiser state and the training config as plain Python data, so they are
-    read with ``weights_only=False``: load only checkpoints you trust.
+    Read with ``torch.load(weights_only=True)``: a file holding anything but tensors and plain
+    data is refused (:class:`UnsafeCheckpointError`) and nothing in it runs.
     """
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f'checkpoint {path} does not exist')
     if not path.is_file():
         raise CheckpointError(f'checkpoint {path} is not a file')
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=False)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError,
-            OSError) as error:
-        raise CheckpointError(
-            f'checkpoint {path} is corrupt or not a PyTorch file ({type(error).__name__}: '
-            f'{error})') from error
+    state = safe_load(path, map_location, what='checkpoint')
     if not isinstance(state, dict):
         raise CheckpointError(
             f'checkpoint {path} holds a {type(state).__name__}, expected a dictionary with the '
@@ -87,7 +219,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = 'cpu') 
     if missing:
         raise CheckpointError(
             f'checkpoint {path} is not an action_recognition checkpoint: missing {missing} '
-            f'(has {sorted(state)[:10]})')
+            f'(has {sorted(map(str, state))[:10]})')
     return state
 
 
@@ -130,13 +262,39 @@ def load_model_from_checkpoint(
 
     state = load_checkpoint(path, map_location)
     spec = spec_from_checkpoint(state, path)
+    weights = state['model_state']
+    if not isinstance(weights, dict):
+        raise CheckpointError(f'checkpoint {path}: model_state is a {type(weights).__name__}, '
+                              'expected a state dict')
+    weights = strip_module_prefix(weights)
+
+    def build() -> nn.Module:
+        try:
+            return create_model(spec.model, num_classes=spec.num_classes,
+                                num_frames=spec.num_frames, **spec.options)
+        except KeyError as error:
+            raise CheckpointError(f'checkpoint {path}: {error.args[0]}') from error
+        except (TypeError, ValueError) as error:
+            raise CheckpointError(f'checkpoint {path}: model {spec.model!r} cannot be built '
+                                  f'with options {spec.options}: {error}') from error
+
+    # The spec's options (widths, depths) decide how much the model allocates: build it on the
+    # meta device first (no memory) and compare its tensors with the file's, so that a spec
+    # claiming a huge model fails here instead of allocating it.
+    with torch.device('meta'):
+        skeleton = build()
+    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    stored = {k: tuple(v.shape) for k, v in weights.items() if isinstance(v, torch.Tensor)}
+    if expected != stored:
+        wrong = sorted(set(expected) ^ set(stored)) or sorted(
+            k for k in expected if expected[k] != stored.get(k))
+        raise CheckpointError(
+            f'checkpoint {path}: the weights do not fit model {spec.model!r} with options '
+            f'{spec.options} ({len(wrong)} tensors differ, e.g. {wrong[:3]})')
+    del skeleton
+    model = build()
     try:
-        model = create_model(spec.model, num_classes=spec.num_classes,
-                             num_frames=spec.num_frames, **spec.options)
-    except KeyError as error:
-        raise CheckpointError(f'checkpoint {path}: {error.args[0]}') from error
-    try:
-        model.load_state_dict(strip_module_prefix(state['model_state']))
+        model.load_state_dict(weights)
     except RuntimeError as error:
         raise CheckpointError(
             f'checkpoint {path}: the weights do not fit model {spec.model!r} with options '

@@ -7,6 +7,11 @@ Example::
 writes ``data/synth/videos/<class>/v_<class>_g<GG>_c<CC>.avi`` and
 ``data/synth/ucfTrainTestlist/{classInd,trainlist01,testlist01}.txt`` (UCF-101 layout), readable
 with :func:`action_recognition.training.datasets.read_ucf101`.
+
+The data set is written into a temporary directory beside ``--out`` and renamed into place when
+it is complete, so ``--out`` never holds half a data set. An existing ``--out`` is refused
+unless it is empty, or ``--force`` is given and it is a data set this command wrote (a folder
+holding only ``videos/`` and ``ucfTrainTestlist/``); any other folder is never replaced.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import logging
 from pathlib import Path
 import sys
 import time
+
+from action_recognition.files import atomic_dir
 
 _LOG = logging.getLogger(__name__)
 
@@ -33,6 +40,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--codec', choices=('ffv1', 'mjpeg'), default='ffv1',
                         help='ffv1: lossless (default); mjpeg: about 4x smaller files')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+    parser.add_argument('--force', action='store_true',
+                        help='replace an existing data set written by this command at --out')
+
+
+_DATASET_ENTRIES = {'videos', 'ucfTrainTestlist'}
+
+
+def _refusal(out: Path, *, force: bool) -> str:
+    """Why ``out`` may not be written (``''`` when it may)."""
+    if not out.exists() and not out.is_symlink():
+        return ''
+    if not out.is_dir() or out.is_symlink():
+        return f'--out {out} exists and is not a folder; choose another --out'
+    entries = {child.name for child in out.iterdir()}
+    if not entries:
+        return ''
+    if not force:
+        return f'--out {out} exists already; pass --force to replace the data set in it'
+    if not entries <= _DATASET_ENTRIES:
+        return (f'--out {out} holds {sorted(entries - _DATASET_ENTRIES)[:5]}, not only a data '
+                'set written by this command; refusing to replace it even with --force')
+    return ''
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,13 +79,22 @@ def run(args: argparse.Namespace) -> int:
         for problem in problems:
             print(f'error: {problem}', file=sys.stderr)
         return 2
-    videos = Path(args.out) / 'videos'
-    if videos.exists() and any(videos.iterdir()):
-        _LOG.warning('%s already holds videos; files with the same names are overwritten', videos)
+    out = Path(args.out)
+    problem = _refusal(out, force=args.force)
+    if problem:
+        print(f'error: {problem}', file=sys.stderr)
+        return 1
+    if out.is_dir() and not any(out.iterdir()):
+        out.rmdir()  # an empty folder made beforehand: nothing to keep
     start = time.perf_counter()
-    out = write_dataset(args.out, per_class=args.per_class, seed=args.seed, frames=args.frames,
-                        size=args.size, splits=args.splits, fps=args.fps, codec=args.codec,
-                        progress=not args.no_progress)
+    try:
+        with atomic_dir(out, force=args.force) as temporary:
+            write_dataset(temporary, per_class=args.per_class, seed=args.seed,
+                          frames=args.frames, size=args.size, splits=args.splits, fps=args.fps,
+                          codec=args.codec, progress=not args.no_progress)
+    except FileExistsError as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 1
     elapsed = time.perf_counter() - start
     total = args.per_class * len(CLASSES)
     print(f'wrote {total} clips ({len(CLASSES)} classes x {args.per_class}, {args.frames} frames '

@@ -2,7 +2,8 @@
 
 Usage::
 
-    action-recognition train --config config/training/synthetic_ci.yaml [key=value ...] [--resume]
+    action-recognition train --config config/training/synthetic_ci.yaml [key=value ...] \\
+        [--resume | --force]
     torchrun --nproc_per_node=4 -m action_recognition.training.train --config FILE [key=value ...]
     torchrun --nnodes=2 --node_rank=R --master_addr=HOST --nproc_per_node=8 \\
         -m action_recognition.training.train --config FILE
@@ -14,12 +15,20 @@ writes files. ``batch_size`` is the global batch, split evenly over the processe
 
 Each epoch: SGD-with-momentum or AdamW steps under a per-step learning-rate schedule (linear
 warm-up, then cosine), mixed precision on CUDA, optional gradient clipping; then an evaluation on
-the held-out split and an atomic checkpoint (``last.pt``, and ``best.pt`` when top-1 improves)
+the held-out split and an atomic checkpoint (``last.pt``, then ``best.pt`` when top-1 improves)
 holding the model spec, weights, optimiser/scheduler/scaler state, epoch, step, config, metrics
-and RNG state; at the end, ``model.pt``: the final weights and spec without the training state
-(the file to deploy or export). ``--resume`` continues from ``last.pt`` exactly: the data order
-and the random state of every epoch derive from ``(seed, epoch, rank)`` alone, so a killed run
-loses at most the epoch in progress. Logs: tqdm progress bars, TensorBoard
+(with the best epoch) and RNG state, as tensors and plain data (it loads with
+``torch.load(weights_only=True)``); at the end, ``metrics.json`` and ``model.pt``: the final
+weights and spec without the training state (the file to deploy or export).
+
+``--resume`` continues from ``last.pt`` exactly: the data order and the random state of every
+epoch derive from ``(seed, epoch, rank)`` alone, so a killed run loses at most the epoch in
+progress, and a resumed run ends in the same files as an uninterrupted one, wherever it was
+killed: the temporaries of a killed write are removed, a ``best.pt`` that lags behind the best
+epoch ``last.pt`` records is restored from it, and a run killed after its last epoch writes its
+``metrics.json`` and ``model.pt``. Starting afresh in an ``output_dir`` that holds another run's
+checkpoints is refused unless ``--force``. Every file is written through a unique temporary and
+renamed into place (:mod:`action_recognition.files`). Logs: tqdm progress bars, TensorBoard
 (``<output_dir>/tb``), ``metrics.csv``, ``curves.png`` and ``confusion_matrix.png`` of the latest
 evaluation.
 """
@@ -38,6 +47,7 @@ import math
 import os
 from pathlib import Path
 import random
+import shutil
 import sys
 import time
 from typing import Any
@@ -53,6 +63,10 @@ from torch.utils.data import Dataset
 from torch.utils.data import Sampler
 from torch.utils.data.distributed import DistributedSampler
 
+from action_recognition.files import atomic_path
+from action_recognition.files import atomic_write_bytes
+from action_recognition.files import OutputExistsError
+from action_recognition.files import remove_stale_temporaries
 from action_recognition.inference.preprocess import Normalize
 from action_recognition.spec import ModelSpec
 from action_recognition.training import checkpoint as ckpt
@@ -76,6 +90,12 @@ LOG = logging.getLogger('action_recognition.train')
 ItemT = TypeVar('ItemT')
 
 EpochCallback = Callable[[int, dict[str, Any]], None]
+
+# Every file a run writes in its output_dir (their temporaries are removed at start and resume),
+# and those that mark a previous run (refused without --force).
+RUN_FILES = ('last.pt', 'best.pt', 'model.pt', 'metrics.json', 'metrics.csv', 'config.json',
+             'curves.png', 'confusion_matrix.png')
+PREVIOUS_RUN_FILES = ('last.pt', 'best.pt', 'model.pt', 'metrics.json')
 
 
 # ---------------------------------------------------------------------------------------------
@@ -139,12 +159,43 @@ def epoch_seed(seed: int, epoch: int, rank: int) -> int:
 
 
 def rng_state() -> dict[str, Any]:
+    """The random state of Python, NumPy, torch and CUDA as tensors and plain data.
+
+    Python's is ``[version, [625 ints], gauss_next]``, NumPy's (MT19937)
+    ``{'kind', 'keys': [624 ints], 'pos', 'has_gauss', 'cached_gaussian'}``, torch's and each
+    CUDA device's a ``uint8`` tensor: a checkpoint holding it loads with
+    ``torch.load(weights_only=True)``. :func:`set_rng_state` restores it.
+    """
+    version, internal, gauss_next = random.getstate()
+    kind, keys, pos, has_gauss, cached_gaussian = np.random.get_state(legacy=True)
     state: dict[str, Any] = {
-        'python': random.getstate(), 'numpy': np.random.get_state(),
+        'python': [int(version), [int(k) for k in internal],
+                   None if gauss_next is None else float(gauss_next)],
+        'numpy': {'kind': str(kind), 'keys': [int(k) for k in keys], 'pos': int(pos),
+                  'has_gauss': int(has_gauss), 'cached_gaussian': float(cached_gaussian)},
         'torch': torch.get_rng_state()}
     if torch.cuda.is_available():
-        state['cuda'] = torch.cuda.get_rng_state_all()
+        state['cuda'] = list(torch.cuda.get_rng_state_all())
     return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore a state :func:`rng_state` returned (CUDA's only with as many devices)."""
+    if 'python' in state:
+        version, internal, gauss_next = state['python']
+        random.setstate((int(version), tuple(int(k) for k in internal), gauss_next))
+    if 'numpy' in state:
+        numpy_state = state['numpy']
+        np.random.set_state((numpy_state['kind'],
+                             np.array(numpy_state['keys'], dtype=np.uint32),
+                             int(numpy_state['pos']), int(numpy_state['has_gauss']),
+                             float(numpy_state['cached_gaussian'])))
+    if 'torch' in state:
+        torch.set_rng_state(torch.as_tensor(state['torch'], dtype=torch.uint8).cpu())
+    cuda = state.get('cuda')
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all([torch.as_tensor(s, dtype=torch.uint8).cpu()
+                                      for s in cuda])
 
 
 def progress(iterable: Iterable[ItemT], *, enable: bool, desc: str,
@@ -349,12 +400,15 @@ def load_pretrained(model: nn.Module, path: str | Path, module: str = '') -> tup
     The file holds a state dict, or a dict with it under ``state_dict``/``model``/
     ``model_state``. Keys match after removing a ``module.`` prefix; tensors of another shape
     (the ImageNet classifier) are skipped. Returns ``(loaded, total)`` counts of the target's
-    tensors; raises ``ValueError`` if nothing matches.
+    tensors; raises ``ValueError`` if nothing matches. The file is read with
+    ``torch.load(weights_only=True)``: one holding pickled Python objects is refused
+    (:class:`~action_recognition.training.checkpoint.UnsafeCheckpointError`, nothing in it
+    runs), a corrupt one is a :class:`~action_recognition.training.checkpoint.CheckpointError`.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f'pretrained weights {path} do not exist')
-    state = torch.load(path, map_location='cpu', weights_only=True)
+    state = ckpt.safe_load(path, 'cpu', what='pretrained weights')
     for key in ('state_dict', 'model', 'model_state'):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
@@ -475,14 +529,14 @@ class RunLog:
             return
         from action_recognition.training import plots
 
-        tmp = self.out_dir / '.metrics.csv.tmp'
-        with tmp.open('w', newline='') as stream:
+        with atomic_path(self.out_dir / 'metrics.csv', force=True) as temporary, \
+                temporary.open('w', newline='') as stream:
             writer = csv.DictWriter(stream, fieldnames=self.FIELDS, extrasaction='ignore')
             writer.writeheader()
             for row in history:
                 writer.writerow(row)
-        os.replace(tmp, self.out_dir / 'metrics.csv')
-        plots.plot_curves(history, self.out_dir / 'curves.png', title=self.title)
+        with atomic_path(self.out_dir / 'curves.png', force=True) as temporary:
+            plots.plot_curves(history, temporary, title=self.title)
         if self.writer is not None:
             self.writer.flush()
 
@@ -508,13 +562,95 @@ def _find_resume(resume: str | None, out_dir: Path) -> Path | None:
     return path
 
 
-def train(config: TrainConfig, *, resume: str | None = None,
+def _check_fresh_output(out_dir: Path, *, force: bool) -> list[Path]:
+    """The files of a previous run in ``out_dir``; refused (``OutputExistsError``) unless
+    ``force``."""
+    previous = [out_dir / name for name in PREVIOUS_RUN_FILES if (out_dir / name).exists()]
+    if previous and not force:
+        names = ', '.join(path.name for path in previous)
+        raise OutputExistsError(
+            f'{out_dir} holds another run ({names}); pass --force to replace it, --resume to '
+            'continue it, or choose another output_dir')
+    return previous
+
+
+def _remove_stale_temporaries(out_dir: Path) -> None:
+    """Delete the temporaries a killed run left behind (only this module's own names)."""
+    removed = [path for name in RUN_FILES
+               for path in remove_stale_temporaries(out_dir / name)]
+    legacy = out_dir / '.metrics.csv.tmp'  # the fixed name of earlier versions
+    if legacy.is_file():
+        legacy.unlink()
+        removed.append(legacy)
+    if removed:
+        LOG.info('removed %d temporaries of a killed run: %s', len(removed),
+                 ', '.join(path.name for path in removed))
+
+
+def _best_epoch(history: list[dict[str, Any]]) -> int | None:
+    """The epoch whose held-out top-1 was the best (the first to reach it), as training
+    decides."""
+    best, epoch = -1.0, None
+    for row in history:
+        if 'val_top1' in row and row['val_top1'] > best:
+            best, epoch = row['val_top1'], int(row['epoch'])
+    return epoch
+
+
+def _reconcile_best(out_dir: Path, resume_path: Path, state: dict[str, Any],
+                    best_epoch: int | None) -> None:
+    """Make ``best.pt`` hold the best epoch recorded in the checkpoint resumed from.
+
+    ``last.pt`` is written before ``best.pt``, so a run killed between the two leaves a
+    ``best.pt`` that lags behind: the best epoch is then the checkpoint's own epoch, and
+    ``best.pt`` is restored from it.
+    """
+    if best_epoch is None:
+        return
+    best_path = out_dir / 'best.pt'
+    held: int | None = None
+    if best_path.is_file():
+        try:
+            held = int(ckpt.load_checkpoint(best_path, 'cpu').get('epoch', -1))
+        except ckpt.CheckpointError as error:
+            LOG.warning('%s', error)
+    if held == best_epoch:
+        return
+    if int(state['epoch']) == best_epoch:
+        with atomic_path(best_path, force=True, keep_suffix=False) as temporary:
+            shutil.copyfile(resume_path, temporary)
+            with temporary.open('rb') as stream:
+                os.fsync(stream.fileno())
+        LOG.warning('%s held %s, but the best epoch recorded is epoch %d (the run was killed '
+                    'before writing it): restored from %s', best_path,
+                    'nothing' if held is None else f'epoch {held}', best_epoch, resume_path)
+    else:
+        LOG.warning('%s holds %s, but the best epoch recorded in %s is epoch %d, whose weights '
+                    'are no longer available; it is replaced when an epoch improves on it',
+                    best_path, 'nothing' if held is None else f'epoch {held}', resume_path,
+                    best_epoch)
+
+
+def _plot_confusion(out_dir: Path, metrics: dict[str, Any], spec: ModelSpec, epoch: int,
+                    top1: float) -> None:
+    from action_recognition.training import plots
+
+    with atomic_path(out_dir / 'confusion_matrix.png', force=True) as temporary:
+        plots.plot_confusion_matrix(
+            np.array(metrics['confusion_matrix']), spec.label_names, temporary,
+            title=f'epoch {epoch}: top-1 {top1:.1f}%')
+
+
+def train(config: TrainConfig, *, resume: str | None = None, force: bool = False,
           on_epoch_end: EpochCallback | None = None,
           model_builder: Callable[[ModelSpec], nn.Module] | None = None) -> dict[str, Any]:
     """Run (or resume) the training ``config`` describes; returns the final metrics.
 
     ``resume``: ``None`` starts afresh; ``'auto'`` continues from ``<output_dir>/last.pt``; any
-    other string is a checkpoint path. ``on_epoch_end(epoch, row)`` is called on every process
+    other string is a checkpoint path. Starting afresh in an ``output_dir`` that holds another
+    run's files (``last.pt``, ``best.pt``, ``model.pt``, ``metrics.json``) is refused
+    (:class:`~action_recognition.files.OutputExistsError`) unless ``force``, which deletes them
+    once the run is set up. ``on_epoch_end(epoch, row)`` is called on every process
     after each epoch's checkpoint is written (``row``: that epoch's log entry).
     ``model_builder(spec)`` builds the network instead of the registry (experiments and tests;
     a checkpoint of such a run loads only with the same builder).
@@ -531,6 +667,7 @@ def train(config: TrainConfig, *, resume: str | None = None,
                          f'{ctx.world_size} processes')
     local_batch = config.batch_size // ctx.world_size
     resume_path = _find_resume(resume, out_dir)
+    previous = _check_fresh_output(out_dir, force=force) if resume_path is None else []
 
     # The same initial weights on every process (DDP also broadcasts rank 0's).
     seed_everything(config.seed)
@@ -567,7 +704,10 @@ def train(config: TrainConfig, *, resume: str | None = None,
     criterion = nn.CrossEntropyLoss(label_smoothing=config.optim.label_smoothing)
 
     start_epoch, step, best_top1 = 0, 0, -1.0
+    best_epoch: int | None = None
     history: list[dict[str, Any]] = []
+    last_metrics: dict[str, Any] = {}
+    state: dict[str, Any] = {}
     if resume_path is not None:
         state = ckpt.load_checkpoint(resume_path, ctx.device)
         stored = ckpt.spec_from_checkpoint(state, resume_path)
@@ -579,10 +719,15 @@ def train(config: TrainConfig, *, resume: str | None = None,
         scheduler.load_state_dict(state['scheduler'])
         if state.get('scaler'):
             scaler.load_state_dict(state['scaler'])
+        if state.get('rng_state'):
+            set_rng_state(state['rng_state'])
         start_epoch, step = int(state['epoch']), int(state['step'])
         metrics = state.get('metrics') or {}
         best_top1 = float(metrics.get('best_top1', -1.0))
         history = list(metrics.get('history', []))
+        last_metrics = dict(metrics.get('last') or {})
+        recorded = metrics.get('best_epoch')
+        best_epoch = int(recorded) if recorded is not None else _best_epoch(history)
         if ctx.is_main:
             LOG.info('resuming from %s after epoch %d (step %d)', resume_path, start_epoch, step)
 
@@ -591,15 +736,25 @@ def train(config: TrainConfig, *, resume: str | None = None,
             model, device_ids=[ctx.device.index] if ctx.device.type == 'cuda' else None)
     if ctx.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / 'config.json').write_text(json.dumps(config_to_dict(config), indent=1))
+        _remove_stale_temporaries(out_dir)
+        if previous:
+            for path in previous:
+                path.unlink(missing_ok=True)
+            LOG.warning('--force: replacing the previous run in %s (removed %s)', out_dir,
+                        ', '.join(path.name for path in previous))
+        if resume_path is not None:
+            _reconcile_best(out_dir, resume_path, state, best_epoch)
+        atomic_write_bytes(out_dir / 'config.json',
+                           json.dumps(config_to_dict(config), indent=1).encode(), force=True)
         n_params = sum(p.numel() for p in model.parameters())
         LOG.info('%s: %d classes, %d parameters, %d training clips (%d steps/epoch), %d '
                  'held-out clips, device %s x%d', spec.model, spec.num_classes, n_params,
                  len(train_split.dataset), steps_per_epoch, len(val_split.dataset),  # type: ignore[arg-type]
                  ctx.device, ctx.world_size)
-    log = RunLog(out_dir, enabled=ctx.is_main, tensorboard=config.tensorboard, purge_step=step,
+    # Resumed: TensorBoard hides the events a killed run logged after the checkpoint's step.
+    log = RunLog(out_dir, enabled=ctx.is_main, tensorboard=config.tensorboard,
+                 purge_step=step + 1 if resume_path is not None else 0,
                  title=f'{spec.model} ({config.dataset.format})')
-    last_metrics: dict[str, Any] = {}
     try:
         for epoch in range(start_epoch, config.epochs):
             started = time.monotonic()
@@ -666,23 +821,18 @@ def train(config: TrainConfig, *, resume: str | None = None,
             history.append(row)
             improved = 'val_top1' in row and row['val_top1'] > best_top1
             if improved:
-                best_top1 = row['val_top1']
+                best_top1, best_epoch = row['val_top1'], epoch + 1
             if ctx.is_main:
                 _save(out_dir, spec=spec, model=_unwrap(model), optimizer=optimizer,
                       scheduler=scheduler, scaler=scaler, epoch=epoch + 1, step=step,
                       config=config, history=history, best_top1=best_top1,
-                      last_metrics=last_metrics, improved=improved)
+                      best_epoch=best_epoch, last_metrics=last_metrics, improved=improved)
                 for key, value in row.items():
                     if key not in ('epoch', 'step'):
                         log.scalar(f'epoch/{key}', float(value), step)
                 log.epoch(history)
                 if 'val_top1' in row and last_metrics:
-                    from action_recognition.training import plots
-
-                    plots.plot_confusion_matrix(
-                        np.array(last_metrics['confusion_matrix']), spec.label_names,
-                        out_dir / 'confusion_matrix.png',
-                        title=f'epoch {epoch + 1}: top-1 {row["val_top1"]:.1f}%')
+                    _plot_confusion(out_dir, last_metrics, spec, epoch + 1, row['val_top1'])
                 shown = ', '.join(f'{k} {v:.4g}' for k, v in row.items() if k != 'epoch')
                 LOG.info('epoch %d/%d: %s', epoch + 1, config.epochs, shown)
             if ctx.distributed:
@@ -692,9 +842,18 @@ def train(config: TrainConfig, *, resume: str | None = None,
     finally:
         log.close()
     if ctx.is_main and last_metrics:
+        if start_epoch >= config.epochs and history:
+            # Resumed after the last epoch (killed before the run's outputs were written):
+            # write them from the checkpoint, as the last epoch would have.
+            log.epoch(history)
+            if 'val_top1' in history[-1]:
+                _plot_confusion(out_dir, last_metrics, spec, int(history[-1]['epoch']),
+                                history[-1]['val_top1'])
         summary = {k: v for k, v in last_metrics.items() if k != 'confusion_matrix'}
-        summary.update(best_top1=best_top1, labels=list(spec.label_names))
-        (out_dir / 'metrics.json').write_text(json.dumps(summary, indent=1))
+        summary.update(best_top1=best_top1, best_epoch=best_epoch,
+                       labels=list(spec.label_names))
+        atomic_write_bytes(out_dir / 'metrics.json', json.dumps(summary, indent=1).encode(),
+                           force=True)
         # The deployable file: the final weights, without the state only resuming needs.
         ckpt.write_model_file(out_dir / 'last.pt', out_dir / 'model.pt')
     return {'best_top1': best_top1, 'last': last_metrics, 'history': history,
@@ -704,13 +863,21 @@ def train(config: TrainConfig, *, resume: str | None = None,
 def _save(out_dir: Path, *, spec: ModelSpec, model: nn.Module,
           optimizer: torch.optim.Optimizer, scheduler: Any, scaler: torch.amp.GradScaler,
           epoch: int, step: int, config: TrainConfig, history: list[dict[str, Any]],
-          best_top1: float, last_metrics: dict[str, Any], improved: bool) -> None:
+          best_top1: float, best_epoch: int | None, last_metrics: dict[str, Any],
+          improved: bool) -> None:
+    """Write ``last.pt``, then ``best.pt`` when the epoch improved.
+
+    In this order a kill between the two leaves a ``last.pt`` whose recorded ``best_epoch`` is
+    its own epoch and a ``best.pt`` one improvement behind, which a resume restores from
+    ``last.pt`` (:func:`_reconcile_best`); the other order would leave a ``best.pt`` from an
+    epoch no checkpoint records.
+    """
     state = {
         'spec': spec.to_dict(), 'model_state': model.state_dict(),
         'optimizer': optimizer.state_dict(), 'scheduler': scheduler.state_dict(),
         'scaler': scaler.state_dict() if scaler.is_enabled() else None,
         'epoch': epoch, 'step': step, 'config': config_to_dict(config),
-        'metrics': {'best_top1': best_top1, 'history': history,
+        'metrics': {'best_top1': best_top1, 'best_epoch': best_epoch, 'history': history,
                     'last': dict(last_metrics)},
         'rng_state': rng_state(),
     }
@@ -728,6 +895,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='YAML config (see config/training/); default: built-in defaults')
     parser.add_argument('--resume', nargs='?', const='auto', default=None, metavar='CHECKPOINT',
                         help='continue a killed run from <output_dir>/last.pt (or CHECKPOINT)')
+    parser.add_argument('--force', action='store_true',
+                        help="start afresh in an output_dir that holds another run's files "
+                             '(last.pt, best.pt, model.pt, metrics.json), replacing them')
     parser.add_argument('overrides', nargs='*', metavar='key=value',
                         help='config overrides, e.g. optim.lr=0.01 epochs=5 model=eco_lite_add')
 
@@ -735,8 +905,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config, args.overrides)
-        result = train(config, resume=args.resume)
-    except (ValueError, FileNotFoundError, KeyError, ckpt.CheckpointError) as error:
+        result = train(config, resume=args.resume, force=args.force)
+    except (ValueError, FileNotFoundError, FileExistsError, KeyError,
+            ckpt.CheckpointError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f'error: {message}', file=sys.stderr)
         return 2
