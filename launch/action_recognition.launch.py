@@ -21,7 +21,9 @@
         model_path:=/models/eco_lite_add.onnx namespace:=robot1
 
 Every parameter comes from ``params_file``; ``model_path``, ``backend`` and ``device`` override
-it when given (empty: keep the file's value).
+it when given (empty: keep the file's value). The node is a lifecycle (managed) node; with
+``autostart:=true`` (the default) it configures and activates itself, with ``autostart:=false``
+it waits for a lifecycle manager (``ros2 lifecycle set /action_recognition_node configure``).
 """
 
 from __future__ import annotations
@@ -42,13 +44,17 @@ OVERRIDES = ('model_path', 'backend', 'device')
 def _node(context: LaunchContext) -> list[Node]:
     image_topic = LaunchConfiguration('image_topic').perform(context)
     overrides = {name: LaunchConfiguration(name).perform(context) for name in OVERRIDES}
+    autostart = LaunchConfiguration('autostart').perform(context).strip().lower()
+    if autostart not in ('true', 'false'):
+        raise ValueError(f"autostart must be 'true' or 'false', got {autostart!r}")
     return [Node(
         package=PACKAGE,
         executable='action_recognition_node',
         name='action_recognition_node',
         namespace=LaunchConfiguration('namespace').perform(context),
         parameters=[LaunchConfiguration('params_file').perform(context),
-                    {name: value for name, value in overrides.items() if value}],
+                    {name: value for name, value in overrides.items() if value},
+                    {'autostart': autostart == 'true'}],
         remappings=[
             # The node subscribes to `image` (raw) or `image/compressed` (image_transport:
             # compressed); both follow the camera's topic.
@@ -86,5 +92,9 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             'device', default_value='',
             description="'cpu', 'cuda' or 'cuda:N', overriding params_file; empty: keep it"),
+        DeclareLaunchArgument(
+            'autostart', default_value='true',
+            description='true: configure and activate at start-up; false: wait for lifecycle '
+                        'transitions (a lifecycle manager)'),
         OpaqueFunction(function=_node),
     ])

@@ -571,5 +571,5 @@ def test_launch_file_arguments_are_described():
                            if isinstance(part, ast.Constant) and isinstance(part.value, str))
             declared[node.args[0].value] = text
     assert set(declared) == {'params_file', 'image_topic', 'namespace', 'model_path',
-                             'backend', 'device'}
+                             'backend', 'device', 'autostart'}
     assert all(len(text) > 20 for text in declared.values()), declared

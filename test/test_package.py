@@ -13,7 +13,7 @@ from action_recognition import cli
 ROOT = Path(__file__).resolve().parents[1]
 ROS_MODULES = {'rclpy', 'sensor_msgs', 'std_msgs', 'vision_msgs', 'diagnostic_msgs',
                'rcl_interfaces', 'builtin_interfaces', 'launch', 'launch_ros', 'cv_bridge',
-               'launch_testing', 'message_filters'}
+               'launch_testing', 'message_filters', 'lifecycle_msgs', 'composition_interfaces'}
 
 
 def imported_roots(path: Path) -> set[str]:

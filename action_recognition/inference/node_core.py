@@ -108,8 +108,12 @@ PARAMETERS: tuple[ParameterDefinition, ...] = (
     ParameterDefinition('allow_5d', False, 'Run a model that is not 4D-only (rank-5 tensors or '
                         '3D convolutions in its graph); false: such a model is refused at load.',
                         applies='reload'),
-    ParameterDefinition('threads', 0, 'CPU threads for inference; 0: the library default.',
+    ParameterDefinition('threads', 1, 'CPU threads for inference; 0: the library default '
+                        '(all cores). 1 measured best for the shipped model (see the README).',
                         minimum=0, maximum=256, applies='reload'),
+    ParameterDefinition('thread_spinning', False, 'Let idle ONNX Runtime threads busy-wait for '
+                        'work (threads > 1): slightly lower latency, much more CPU.',
+                        applies='reload'),
     ParameterDefinition('clip_length', 0, "Frames per clip; 0: the model's. Must match the "
                         'model (start-up fails otherwise).', minimum=0, maximum=1024,
                         applies='startup'),
@@ -170,7 +174,8 @@ class NodeParameters:
     device: str = 'cpu'
     half: bool = False
     allow_5d: bool = False
-    threads: int = 0
+    threads: int = 1
+    thread_spinning: bool = False
     clip_length: int = 0
     frame_stride: int = 0
     input_size: int = 0
@@ -378,6 +383,7 @@ class NodeCore:
         self.model = self._load_model_checked(params)
         self._ledger = StampLedger(capacity=max(1024, 4 * self.model.recognizer.buffer.capacity))
         self._pending_reload: NodeParameters | None = None
+        self._released = False
         self.reload_error: str | None = None
         # Called (on the worker thread) with the reload parameters a failed reload set back to
         # the values of the running model, so that the ROS shell can revert its parameters.
@@ -436,7 +442,7 @@ class NodeCore:
         load = self._load_fn or load_backend
         backend = load(path, backend=params.backend, device=params.device, half=params.half,
                        threads=params.threads or None, allow_5d=params.allow_5d,
-                       logger=self.logger)
+                       spinning=params.thread_spinning, logger=self.logger)
         spec = backend.spec
         problems = []
         if params.clip_length and params.clip_length != spec.num_frames:
@@ -462,9 +468,7 @@ class NodeCore:
             self.logger.info(f'labels_path {params.labels_path} ignored: {path} carries its '
                              'own labels')
         if problems:
-            close = getattr(backend, 'close', None)
-            if callable(close):
-                close()
+            _close(backend)
             raise ModelLoadError(f'model {path} is incompatible with the parameters: '
                                  + '; '.join(problems))
         recognizer = build_recognizer(backend, hop=params.hop, top_k=params.top_k,
@@ -556,17 +560,57 @@ class NodeCore:
             if self.on_revert is not None and reverted:
                 self.on_revert(reverted)
             return
+        self._swap(model)
+        self.reload_error = None
+        self.reloads += 1
+
+    def _swap(self, model: _Model) -> None:
+        """Put ``model`` in place of the running one (counters carried over) and close the
+        old one's backend."""
         with self._lock:
             old = self.model
             for key in self._retired:
                 self._retired[key] += int(getattr(old.recognizer, key))
             self.model = model
             self._apply_runtime(self.params)
-            self.reload_error = None
-            self.reloads += 1
-        close = getattr(old.backend, 'close', None)
-        if callable(close):
-            close()
+        if old is not model:
+            _close(old.backend)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def released(self) -> bool:
+        """Whether :meth:`release_accelerator` freed the model (:meth:`resume` reloads it)."""
+        return self._released
+
+    def release_accelerator(self) -> bool:
+        """Free accelerator memory while the node is inactive (lifecycle ``deactivate``).
+
+        A model on a GPU (or another accelerator) is closed and reloaded by :meth:`resume`; a
+        CPU model stays loaded (there is no accelerator memory to free, and reactivation is
+        immediate). Returns whether the model was released.
+        """
+        device = str(getattr(self.model.backend, 'device', self.params.device))
+        if device == 'cpu' or self._released:
+            return False
+        _close(self.model.backend)
+        self._released = True
+        self.logger.info(f'released the model on {device} (reloaded on activation)')
+        return True
+
+    def resume(self) -> None:
+        """Reload a model freed by :meth:`release_accelerator`; ``ModelLoadError`` if it fails.
+        """
+        if not self._released:
+            return
+        self._swap(self._load_model_checked(self.params))
+        self._released = False
+
+    def close(self) -> None:
+        """Release the model (lifecycle ``cleanup``/``shutdown``); the core is done."""
+        if not self._released:
+            _close(self.model.backend)
+            self._released = True
 
     # -- frames in (subscription callback) ----------------------------------------------------
 
@@ -796,6 +840,12 @@ class NodeCore:
                                      f'windows dropped, {delta["clips_run"]} run since the last '
                                      'report', values)
         return DiagnosticsReport(OK, 'running', values)
+
+
+def _close(backend: Any) -> None:
+    close = getattr(backend, 'close', None)
+    if callable(close):
+        close()
 
 
 def _stamp_ns(msg: Any) -> int:

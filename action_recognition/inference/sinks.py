@@ -5,7 +5,8 @@ Every sink receives :class:`RecognitionRecord` objects (one per recognition) thr
 uses frames). Formats:
 
 - ``.jsonl``: one JSON object per line: ``{"frame": index of the clip's last frame, "stamp":
-  seconds, "frame_id": ..., "top": [{"label": ..., "score": ...}, ...]}``, best score first.
+  seconds, "stamp_ns": the exact stamp in integer nanoseconds, "frame_id": ..., "top":
+  [{"label": ..., "score": ...}, ...], "events": [...]}``, best score first.
 - ``.mcap``: a rosbag2 recording (directory ``FILE`` without the suffix, holding
   ``FILE.mcap`` and ``metadata.yaml``) with ``vision_msgs/msg/Classification`` on
   ``/action_recognition/actions`` (header: stamp and frame_id of the clip's last frame) and one
@@ -76,6 +77,7 @@ class RecognitionRecord:
         return {
             'frame': int(self.frame),
             'stamp': round(self.stamp, 9),
+            'stamp_ns': int(self.stamp_ns),
             'frame_id': self.frame_id,
             'top': [{'label': label, 'score': round(float(score), 6)}
                     for label, score in sorted(self.top, key=lambda p: -p[1])],
