@@ -8,17 +8,17 @@ import onnx
 import pytest
 import torch
 
-from action_recognition.inference.backends import load_backend
-from action_recognition.inference.backends import ModelLoadError
-from action_recognition.inference.backends import OnnxRuntimeBackend
-from action_recognition.inference.backends import select_providers
-from action_recognition.inference.backends import tensorrt_cache_key
-from action_recognition.inference.backends import TorchBackend
-from action_recognition.inference.export import export_onnx
+from action_recognition.deploy.export import export_onnx
+from action_recognition.io.checkpoint import save_checkpoint
 from action_recognition.models import create_model
+from action_recognition.runtime.backends import load_backend
+from action_recognition.runtime.backends import ModelLoadError
+from action_recognition.runtime.backends import OnnxRuntimeBackend
+from action_recognition.runtime.backends import select_providers
+from action_recognition.runtime.backends import tensorrt_cache_key
+from action_recognition.runtime.backends import TorchBackend
 from action_recognition.spec import ModelSpec
 from action_recognition.spec import SPEC_METADATA_KEY
-from action_recognition.training.checkpoint import save_checkpoint
 
 SPEC = ModelSpec(model='eco_lite_add_small', num_classes=5, num_frames=4,
                  labels=('a', 'b', 'c', 'd', 'e'), input_size=(112, 112), resize_short=128)

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from action_recognition.io import checkpoint as ckpt
 from action_recognition.models import create_model
 from action_recognition.spec import ModelSpec
-from action_recognition.training import checkpoint as ckpt
 
 SPEC = ModelSpec(model='eco_lite_add_small', num_classes=4, num_frames=4,
                  labels=('a', 'b', 'c', 'd'), options={'width_mult': 0.125, 'dropout': 0.0},

@@ -21,15 +21,15 @@ import pytest
 import torch
 
 from action_recognition import cli
-from action_recognition.inference import backends
-from action_recognition.inference.backends import ModelLoadError
-from action_recognition.inference.node_core import ERROR
-from action_recognition.inference.node_core import NodeCore
-from action_recognition.inference.node_core import parse_parameters
-from action_recognition.inference.runner import default_model_path
+from action_recognition.io import checkpoint as ckpt
 from action_recognition.models import create_model
+from action_recognition.node.core import ERROR
+from action_recognition.node.core import NodeCore
+from action_recognition.node.core import parse_parameters
+from action_recognition.runtime import backends
+from action_recognition.runtime.backends import ModelLoadError
+from action_recognition.runtime.run import default_model_path
 from action_recognition.spec import ModelSpec
-from action_recognition.training import checkpoint as ckpt
 from action_recognition.training import train as training
 
 SPEC = ModelSpec(model='eco_lite_add_small', num_classes=3, num_frames=4,
@@ -158,7 +158,7 @@ def test_export_command(evil, tmp_path, capsys):
 
 
 def test_bench_command(evil, monkeypatch, capsys):
-    from action_recognition.inference import bench
+    from action_recognition.bench import inference as bench
 
     monkeypatch.setattr(bench, 'measure_peak_gmacs', lambda threads: 1.0)
     rc = cli.main(['bench', '--models', 'eco_lite_add_small', '--backends', 'torch',

@@ -5,7 +5,7 @@ import logging
 import numpy as np
 import pytest
 
-from action_recognition.inference.clip_buffer import ClipBuffer
+from action_recognition.runtime.clip_buffer import ClipBuffer
 from action_recognition.spec import ModelSpec
 
 

@@ -13,16 +13,16 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from action_recognition.bench.convert import bench_converted
+from action_recognition.deploy.convert import check_onnx_4d_only
+from action_recognition.deploy.convert import ConversionError
+from action_recognition.deploy.convert import export_onnx_4d
+from action_recognition.deploy.convert import fold_input
+from action_recognition.deploy.convert import to_4d
+from action_recognition.deploy.convert import unfold_output
 from action_recognition.models.analysis import assert_4d_only
 from action_recognition.models.analysis import check_4d_only_structure
 from action_recognition.models.analysis import RankRecorder
-from action_recognition.models.convert import check_onnx_4d_only
-from action_recognition.models.convert import ConversionError
-from action_recognition.models.convert import export_onnx_4d
-from action_recognition.models.convert import fold_input
-from action_recognition.models.convert import to_4d
-from action_recognition.models.convert import unfold_output
-from action_recognition.models.convert_bench import bench_converted
 
 TOL = 1e-4
 
@@ -480,8 +480,8 @@ class _RunsCode:
 
 
 def test_module_file_is_never_loaded_without_trust(tmp_path, capsys):
+    from action_recognition.cli import convert as convert_cli
     from action_recognition.cli import main
-    from action_recognition.models import convert_cli
 
     marker = tmp_path / 'MARKER'
     evil = tmp_path / 'evil.pt'
@@ -510,7 +510,7 @@ def test_module_file_is_never_loaded_without_trust(tmp_path, capsys):
 
 def test_cli_output_needs_force_and_is_written_atomically(tmp_path, capsys, monkeypatch):
     from action_recognition.cli import main
-    from action_recognition.models import convert as convert_module
+    from action_recognition.deploy import convert as convert_module
 
     source = tmp_path / 'net.pt'
     torch.save(randomize_batch_norm(TrainNet()).eval(), source)

@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from action_recognition.inference.sampling import sample_indices
+from action_recognition.data.sampling import sample_indices
+from action_recognition.data.synth import CLASSES
+from action_recognition.data.synth import HFLIP_SWAP
+from action_recognition.data.synth import write_video
 from action_recognition.spec import ModelSpec
 from action_recognition.training.datasets import check_items
 from action_recognition.training.datasets import ClipDataset
@@ -21,9 +24,6 @@ from action_recognition.training.datasets import read_sthv1
 from action_recognition.training.datasets import read_sthv2
 from action_recognition.training.datasets import read_ucf101
 from action_recognition.training.datasets import VideoItem
-from action_recognition.training.synth import CLASSES
-from action_recognition.training.synth import HFLIP_SWAP
-from action_recognition.training.synth import write_video
 from action_recognition.training.transforms import Compose
 from action_recognition.training.transforms import MultiScaleCrop
 from action_recognition.training.transforms import RandomHorizontalFlip

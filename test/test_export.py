@@ -12,12 +12,12 @@ import torch
 from torch import nn
 
 from action_recognition.cli import main
-from action_recognition.inference.export import export_onnx
-from action_recognition.inference.export import ExportError
-from action_recognition.inference.onnx_check import check_onnx_4d_only
+from action_recognition.data.synth import CLASSES
+from action_recognition.deploy.export import export_onnx
+from action_recognition.deploy.export import ExportError
+from action_recognition.io.onnx_check import check_onnx_4d_only
 from action_recognition.spec import ModelSpec
 from action_recognition.spec import SPEC_METADATA_KEY
-from action_recognition.training.synth import CLASSES
 
 
 class Tiny4d(nn.Module):

@@ -21,15 +21,15 @@ from fixtures.image_bombs import small_png
 import numpy as np
 import pytest
 
-from action_recognition.inference.images import compressed_image_size
-from action_recognition.inference.images import compressed_to_rgb
-from action_recognition.inference.images import DECODE_ERROR_KINDS
-from action_recognition.inference.images import DEFAULT_MAX_PIXELS
-from action_recognition.inference.images import image_msg_to_rgb
-from action_recognition.inference.images import ImageDecodeError
-from action_recognition.inference.images import raw_to_rgb
-from action_recognition.inference.images import rgb_to_compressed
-from action_recognition.inference.images import rgb_to_raw
+from action_recognition.data.images import compressed_image_size
+from action_recognition.data.images import compressed_to_rgb
+from action_recognition.data.images import DECODE_ERROR_KINDS
+from action_recognition.data.images import DEFAULT_MAX_PIXELS
+from action_recognition.data.images import image_msg_to_rgb
+from action_recognition.data.images import ImageDecodeError
+from action_recognition.data.images import raw_to_rgb
+from action_recognition.data.images import rgb_to_compressed
+from action_recognition.data.images import rgb_to_raw
 
 
 def _rgb(height=6, width=8, seed=0):
@@ -354,7 +354,7 @@ CHILD = """
 import json, resource, sys, time
 sys.path.insert(0, sys.argv[1])
 from fixtures import image_bombs as bombs
-from action_recognition.inference import images
+from action_recognition.data import images
 
 def peak_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

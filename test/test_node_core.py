@@ -22,21 +22,21 @@ import pytest
 import torch
 import yaml
 
-from action_recognition.inference import node_core
-from action_recognition.inference.backends import load_backend
-from action_recognition.inference.backends import ModelLoadError
-from action_recognition.inference.images import compressed_msg_to_rgb
-from action_recognition.inference.messages import action_typestore
-from action_recognition.inference.node_core import ERROR
-from action_recognition.inference.node_core import InferenceWorker
-from action_recognition.inference.node_core import NodeCore
-from action_recognition.inference.node_core import NodeParameters
-from action_recognition.inference.node_core import OK
-from action_recognition.inference.node_core import ParameterError
-from action_recognition.inference.node_core import PARAMETERS
-from action_recognition.inference.node_core import parse_parameters
-from action_recognition.inference.node_core import WARN
-from action_recognition.inference.sinks import annotate
+from action_recognition.data.images import compressed_msg_to_rgb
+from action_recognition.node import core as node_core
+from action_recognition.node.core import ERROR
+from action_recognition.node.core import InferenceWorker
+from action_recognition.node.core import NodeCore
+from action_recognition.node.core import NodeParameters
+from action_recognition.node.core import OK
+from action_recognition.node.core import ParameterError
+from action_recognition.node.core import PARAMETERS
+from action_recognition.node.core import parse_parameters
+from action_recognition.node.core import WARN
+from action_recognition.runtime.backends import load_backend
+from action_recognition.runtime.backends import ModelLoadError
+from action_recognition.runtime.messages import action_typestore
+from action_recognition.runtime.sinks import annotate
 
 START_NS = 1_700_000_000_000_000_007
 PERIOD_NS = 50_000_000
@@ -139,7 +139,7 @@ def test_frames_in_results_out_with_exact_header(models, typestore):
     assert core.step() is None  # nothing due
     # The same clip gives the same result as the recogniser used directly.
     backend = load_backend(models['a'])
-    from action_recognition.inference.runner import build_recognizer
+    from action_recognition.runtime.run import build_recognizer
     direct = build_recognizer(backend, hop=1, top_k=5, threshold=0.0, smoothing='none')
     expected = None
     for i, frame in enumerate(frames[:4]):
@@ -360,7 +360,7 @@ def test_image_bombs_are_dropped_counted_and_the_stream_goes_on(models, typestor
     result = core.step()
     assert result is not None
     assert result.record.stamp_ns == stamps[3] and result.record.frame == 2 + 6 + 1
-    from action_recognition.inference.runner import build_recognizer
+    from action_recognition.runtime.run import build_recognizer
     direct = build_recognizer(load_backend(models['a']), hop=1, top_k=5, threshold=0.0,
                               smoothing='none')
     expected = None

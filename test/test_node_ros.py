@@ -48,13 +48,13 @@ from vision_msgs.msg import Classification  # noqa: E402
 from vision_msgs.msg import LabelInfo  # noqa: E402
 
 from action_recognition import cli  # noqa: E402
-from action_recognition.inference.images import rgb_to_compressed  # noqa: E402
-from action_recognition.inference.images import rgb_to_raw  # noqa: E402
-from action_recognition.inference.messages import action_typestore  # noqa: E402
-from action_recognition.inference.sinks import annotate  # noqa: E402
-from action_recognition.training.synth import CLASSES  # noqa: E402
-from action_recognition.training.synth import clip_rng  # noqa: E402
-from action_recognition.training.synth import generate_clip  # noqa: E402
+from action_recognition.data.images import rgb_to_compressed  # noqa: E402
+from action_recognition.data.images import rgb_to_raw  # noqa: E402
+from action_recognition.data.synth import CLASSES  # noqa: E402
+from action_recognition.data.synth import clip_rng  # noqa: E402
+from action_recognition.data.synth import generate_clip  # noqa: E402
+from action_recognition.runtime.messages import action_typestore  # noqa: E402
+from action_recognition.runtime.sinks import annotate  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

@@ -3,7 +3,6 @@
 import ast
 import importlib
 from pathlib import Path
-import re
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -43,10 +42,22 @@ def test_core_never_imports_ros_layer():
     for path in sorted((ROOT / 'action_recognition').rglob('*.py')):
         if path.relative_to(ROOT / 'action_recognition').parts[0] == 'ros':
             continue
-        text = path.read_text(encoding='utf-8')
-        if re.search(r'action_recognition\.ros\b|from \.+ros\b', text):
-            offenders.append(str(path.relative_to(ROOT)))
+        roots = {name for name in _imported_modules(path)
+                 if name.startswith('action_recognition.ros')}
+        if roots:
+            offenders.append(f'{path.relative_to(ROOT)}: {sorted(roots)}')
     assert not offenders, offenders
+
+
+def _imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding='utf-8'))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names |= {f'{node.module}.{alias.name}' for alias in node.names} | {node.module}
+    return names
 
 
 def test_requirements_are_pinned_and_torch_is_the_cpu_pin():
@@ -72,8 +83,10 @@ def test_package_xml_is_format_3_with_robot_dependencies():
 
 def test_ament_layout_exists():
     for path in ('resource/action_recognition', 'setup.cfg', 'launch', 'config', 'models',
-                 'action_recognition/models', 'action_recognition/inference',
-                 'action_recognition/training', 'action_recognition/ros'):
+                 'action_recognition/data', 'action_recognition/models', 'action_recognition/io',
+                 'action_recognition/runtime', 'action_recognition/deploy',
+                 'action_recognition/training', 'action_recognition/node',
+                 'action_recognition/bench', 'action_recognition/ros', 'action_recognition/cli'):
         assert (ROOT / path).exists(), path
     setup_text = (ROOT / 'setup.py').read_text()
     for data_dir in ("'/launch'", "'/config'", "'/models'", "'resource/'"):

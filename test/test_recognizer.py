@@ -6,10 +6,10 @@ import threading
 import numpy as np
 import pytest
 
-from action_recognition.inference.recognizer import Hysteresis
-from action_recognition.inference.recognizer import Recognizer
-from action_recognition.inference.recognizer import Smoother
-from action_recognition.inference.recognizer import softmax
+from action_recognition.runtime.recognizer import Hysteresis
+from action_recognition.runtime.recognizer import Recognizer
+from action_recognition.runtime.recognizer import Smoother
+from action_recognition.runtime.recognizer import softmax
 from action_recognition.spec import ModelSpec
 
 LABELS = ('walk', 'run', 'jump', 'sit')

@@ -13,11 +13,11 @@ from rosbags.highlevel import AnyReader
 import torch
 
 from action_recognition import cli
-from action_recognition.inference.messages import action_typestore
-from action_recognition.inference.messages import ACTIONS_TOPIC
-from action_recognition.inference.messages import parse_classification
-from action_recognition.inference.node_core import NodeCore
-from action_recognition.inference.node_core import parse_parameters
+from action_recognition.node.core import NodeCore
+from action_recognition.node.core import parse_parameters
+from action_recognition.runtime.messages import action_typestore
+from action_recognition.runtime.messages import ACTIONS_TOPIC
+from action_recognition.runtime.messages import parse_classification
 
 TOPIC = '/camera/image_raw'
 SETTINGS = {'hop': 3, 'top_k': 2, 'threshold': 0.1, 'smoothing': 'ema'}

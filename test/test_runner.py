@@ -12,10 +12,10 @@ from rosbags.highlevel import AnyReader
 import torch
 
 from action_recognition import cli
-from action_recognition.inference import runner
-from action_recognition.inference.messages import action_typestore
-from action_recognition.inference.messages import ACTIONS_TOPIC
-from action_recognition.inference.messages import parse_classification
+from action_recognition.runtime import run as runner
+from action_recognition.runtime.messages import action_typestore
+from action_recognition.runtime.messages import ACTIONS_TOPIC
+from action_recognition.runtime.messages import parse_classification
 
 
 @pytest.fixture(scope='module')

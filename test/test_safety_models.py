@@ -18,19 +18,19 @@ import pytest
 import torch
 
 from action_recognition import cli
-from action_recognition.inference.backends import load_backend
-from action_recognition.inference.backends import ModelLoadError
-from action_recognition.inference.backends import verify_backend
-from action_recognition.inference.export import export_onnx
-from action_recognition.inference.messages import action_typestore
-from action_recognition.inference.node_core import ERROR
-from action_recognition.inference.node_core import NodeCore
-from action_recognition.inference.node_core import parse_parameters
+from action_recognition.deploy.export import export_onnx
+from action_recognition.io.checkpoint import save_checkpoint
 from action_recognition.models import create_model
+from action_recognition.node.core import ERROR
+from action_recognition.node.core import NodeCore
+from action_recognition.node.core import parse_parameters
+from action_recognition.runtime.backends import load_backend
+from action_recognition.runtime.backends import ModelLoadError
+from action_recognition.runtime.backends import verify_backend
+from action_recognition.runtime.messages import action_typestore
 from action_recognition.spec import MAX_CLIP_PIXELS
 from action_recognition.spec import ModelSpec
 from action_recognition.spec import SPEC_METADATA_KEY
-from action_recognition.training.checkpoint import save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_ONNX = REPO / 'models' / 'action_recognition_default.onnx'
@@ -89,7 +89,7 @@ def test_oversized_onnx_spec_is_a_load_error_without_allocating(tmp_path):
                       resize_short=20000)
     code = textwrap.dedent(f"""
         import resource, sys
-        from action_recognition.inference.backends import load_backend, ModelLoadError
+        from action_recognition.runtime.backends import load_backend, ModelLoadError
         try:
             load_backend({str(bomb)!r})
         except ModelLoadError as error:

@@ -15,10 +15,10 @@ from rosbags.highlevel import AnyReader
 import torch
 
 from action_recognition import cli
-from action_recognition.inference.messages import action_typestore
-from action_recognition.inference.messages import ACTIONS_TOPIC
-from action_recognition.inference.sources import BagSource
-from action_recognition.inference.sources import SourceError
+from action_recognition.runtime.messages import action_typestore
+from action_recognition.runtime.messages import ACTIONS_TOPIC
+from action_recognition.runtime.sources import BagSource
+from action_recognition.runtime.sources import SourceError
 
 
 @pytest.fixture(scope='module')

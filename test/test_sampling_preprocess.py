@@ -4,15 +4,15 @@ import numpy as np
 import pytest
 import torch
 
-from action_recognition.inference.preprocess import center_crop
-from action_recognition.inference.preprocess import frames_to_tensor
-from action_recognition.inference.preprocess import Normalize
-from action_recognition.inference.preprocess import prepare_frame
-from action_recognition.inference.preprocess import resize_short_side
-from action_recognition.inference.sampling import dense_indices
-from action_recognition.inference.sampling import sample_indices
-from action_recognition.inference.sampling import segment_indices
-from action_recognition.inference.sampling import stream_indices
+from action_recognition.data.preprocess import center_crop
+from action_recognition.data.preprocess import frames_to_tensor
+from action_recognition.data.preprocess import Normalize
+from action_recognition.data.preprocess import prepare_frame
+from action_recognition.data.preprocess import resize_short_side
+from action_recognition.data.sampling import dense_indices
+from action_recognition.data.sampling import sample_indices
+from action_recognition.data.sampling import segment_indices
+from action_recognition.data.sampling import stream_indices
 from action_recognition.spec import ModelSpec
 
 

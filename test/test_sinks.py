@@ -7,18 +7,18 @@ import numpy as np
 import pytest
 from rosbags.highlevel import AnyReader
 
-from action_recognition.inference.messages import action_typestore
-from action_recognition.inference.messages import ACTIONS_TOPIC
-from action_recognition.inference.messages import LABEL_INFO_TOPIC
-from action_recognition.inference.messages import parse_classification
-from action_recognition.inference.messages import parse_label_info
-from action_recognition.inference.sinks import annotate
-from action_recognition.inference.sinks import JsonLinesSink
-from action_recognition.inference.sinks import McapSink
-from action_recognition.inference.sinks import open_sink
-from action_recognition.inference.sinks import RecognitionRecord
-from action_recognition.inference.sinks import StampLedger
-from action_recognition.inference.sinks import VideoSink
+from action_recognition.runtime.messages import action_typestore
+from action_recognition.runtime.messages import ACTIONS_TOPIC
+from action_recognition.runtime.messages import LABEL_INFO_TOPIC
+from action_recognition.runtime.messages import parse_classification
+from action_recognition.runtime.messages import parse_label_info
+from action_recognition.runtime.sinks import annotate
+from action_recognition.runtime.sinks import JsonLinesSink
+from action_recognition.runtime.sinks import McapSink
+from action_recognition.runtime.sinks import open_sink
+from action_recognition.runtime.sinks import RecognitionRecord
+from action_recognition.runtime.sinks import StampLedger
+from action_recognition.runtime.sinks import VideoSink
 
 RECORDS = [
     RecognitionRecord(frame=15, stamp_ns=1_700_000_000_123_456_789, frame_id='cam',

@@ -13,11 +13,11 @@ from fixtures.ros_data import write_video
 import numpy as np
 import pytest
 
-from action_recognition.inference import sources
-from action_recognition.inference.messages import action_typestore
-from action_recognition.inference.sources import BagSource
-from action_recognition.inference.sources import open_source
-from action_recognition.inference.sources import VideoSource
+from action_recognition.runtime import sources
+from action_recognition.runtime.messages import action_typestore
+from action_recognition.runtime.sources import BagSource
+from action_recognition.runtime.sources import open_source
+from action_recognition.runtime.sources import VideoSource
 
 
 def test_video_source_frames_and_stamps(tmp_path):

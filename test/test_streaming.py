@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from action_recognition.inference.backends import TorchBackend
-from action_recognition.inference.recognizer import Recognizer
-from action_recognition.inference.streaming import StreamingEcoBackend
 from action_recognition.models import create_model
+from action_recognition.runtime.backends import TorchBackend
+from action_recognition.runtime.recognizer import Recognizer
+from action_recognition.runtime.streaming import StreamingEcoBackend
 from action_recognition.spec import ModelSpec
 
 
@@ -80,9 +80,9 @@ def test_models_without_a_2d_3d_split_are_refused():
 
 
 def test_load_backend_streaming_from_a_checkpoint(tmp_path):
-    from action_recognition.inference.backends import load_backend
-    from action_recognition.inference.backends import ModelLoadError
-    from action_recognition.training.checkpoint import save_checkpoint
+    from action_recognition.io.checkpoint import save_checkpoint
+    from action_recognition.runtime.backends import load_backend
+    from action_recognition.runtime.backends import ModelLoadError
 
     spec = ModelSpec(model='eco_lite_add_small', num_classes=3, num_frames=4,
                      input_size=(112, 112), resize_short=112)

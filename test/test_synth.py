@@ -8,20 +8,20 @@ import numpy as np
 import pytest
 
 from action_recognition.cli import main as cli_main
+from action_recognition.data.synth import CLASSES
+from action_recognition.data.synth import clip_rng
+from action_recognition.data.synth import generate_clip
+from action_recognition.data.synth import generate_clip_with_meta
+from action_recognition.data.synth import generate_clips
+from action_recognition.data.synth import HFLIP_SWAP
+from action_recognition.data.synth import REVERSAL_PAIRS
+from action_recognition.data.synth import REVERSE_SWAP
+from action_recognition.data.synth import VFLIP_SWAP
+from action_recognition.data.synth import write_dataset
+from action_recognition.data.video import read_video
 from action_recognition.spec import ModelSpec
 from action_recognition.training.datasets import ClipDataset
 from action_recognition.training.datasets import read_ucf101
-from action_recognition.training.synth import CLASSES
-from action_recognition.training.synth import clip_rng
-from action_recognition.training.synth import generate_clip
-from action_recognition.training.synth import generate_clip_with_meta
-from action_recognition.training.synth import generate_clips
-from action_recognition.training.synth import HFLIP_SWAP
-from action_recognition.training.synth import REVERSAL_PAIRS
-from action_recognition.training.synth import REVERSE_SWAP
-from action_recognition.training.synth import VFLIP_SWAP
-from action_recognition.training.synth import write_dataset
-from action_recognition.training.video_io import read_video
 
 SIZE = 48
 FRAMES = 8

@@ -31,7 +31,7 @@ import pytest
 import torch
 
 from action_recognition import cli
-from action_recognition.training import checkpoint as ckpt
+from action_recognition.io import checkpoint as ckpt
 
 ROOT = Path(__file__).resolve().parents[1]
 

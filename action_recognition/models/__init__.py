@@ -5,6 +5,9 @@ returns logits ``[B, num_classes]``. All models but the ``*_5d`` reference use t
 or less only (see :mod:`action_recognition.models.analysis`).
 """
 
+# The model families: importing them registers their builders (the registry imports none).
+from action_recognition.models import ctnet  # noqa: F401
+from action_recognition.models import eco_lite  # noqa: F401
 from action_recognition.models.registry import create_model
 from action_recognition.models.registry import list_models
 from action_recognition.models.registry import model_info

@@ -39,6 +39,8 @@ from torch import nn
 from torch import Tensor
 import torch.nn.functional as F
 
+from action_recognition.serialization import safe_load
+
 __all__ = [
     'BasicConv2d', 'ContrastSymmetricNet2d', 'InceptionA', 'InceptionV3Net2d', 'SmallNet2d',
     'InceptionLoadReport',
@@ -341,8 +343,6 @@ def _read_state_dict(path_or_state_dict: str | os.PathLike[str] | dict[str, Any]
                 f'Inception-V3 weights file {path!r} does not exist (weights are never '
                 f"downloaded; save torchvision's inception_v3 state dict there)")
         # weights_only: a file holding pickled Python objects is refused, nothing in it runs.
-        from action_recognition.training.checkpoint import safe_load
-
         state = safe_load(path, 'cpu', what='Inception-V3 weights')
         source = repr(path)
         if not isinstance(state, dict):
@@ -389,7 +389,7 @@ def load_inception_v3_imagenet(
             keys are missing or unexpected. The 2D-Net is left unchanged then.
         CheckpointError: the file is corrupt, or holds pickled Python objects, which the safe
             loader (``weights_only=True``) refuses without running anything
-            (:class:`~action_recognition.training.checkpoint.UnsafeCheckpointError`).
+            (:class:`~action_recognition.serialization.UnsafeCheckpointError`).
     """
     target = getattr(module, 'net2d', module)
     if not isinstance(target, InceptionV3Net2d):

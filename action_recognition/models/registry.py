@@ -1,5 +1,9 @@
 """The model registry: ``register_model``, ``list_models``, ``create_model``, ``model_info``.
 
+As in timm, the registry never imports a model file: the model modules register their builders
+when they are imported, and the package (``action_recognition/models/__init__.py``) imports all
+of them, so the registry is complete whenever ``action_recognition.models`` is imported.
+
 Builders are keyword-only functions ``builder(*, num_classes, num_frames, **options)`` returning
 an ``nn.Module`` that takes frames ``[B*T, 3, H, W]`` (the T frames of each clip contiguous) and
 returns logits ``[B, num_classes]``. Each registration carries the settings at which the papers
@@ -85,21 +89,13 @@ def register_model(
     return decorator
 
 
-def _ensure_loaded() -> None:
-    # Importing the model modules runs their @register_model decorators.
-    from action_recognition.models import ctnet  # noqa: F401
-    from action_recognition.models import eco_lite  # noqa: F401
-
-
 def list_models() -> list[str]:
     """Names of all registered models, sorted."""
-    _ensure_loaded()
     return sorted(_REGISTRY)
 
 
 def model_info(name: str) -> ModelInfo:
     """The registration record of ``name``; raises ``KeyError`` naming the known models."""
-    _ensure_loaded()
     try:
         return _REGISTRY[name]
     except KeyError:

@@ -23,6 +23,8 @@ import torch
 from torch import nn
 from torch import Tensor
 
+from action_recognition.serialization import safe_load
+
 __all__ = [
     'RESNET_STAGES', 'STAGE_PLANES', 'Bottleneck', 'BlockFn', 'ResNet2d', 'ImageNetLoadReport',
     'load_resnet_imagenet', 'init_resnet_weights', 'conv1x1', 'conv3x3',
@@ -206,8 +208,6 @@ def _read_state_dict(path_or_state_dict: str | os.PathLike[str] | Mapping[str, T
                 f'ImageNet ResNet weights {path!r} not found (expected a local torchvision '
                 'ResNet state dict saved with torch.save; nothing is downloaded)')
         # weights_only: a file holding pickled Python objects is refused, nothing in it runs.
-        from action_recognition.training.checkpoint import safe_load
-
         state = safe_load(path, 'cpu', what='ImageNet ResNet weights')
         source = path
     if isinstance(state, Mapping) and 'state_dict' in state and isinstance(
@@ -249,7 +249,7 @@ def load_resnet_imagenet(
             or, with ``strict``, missing or unexpected keys.
         CheckpointError: the file is corrupt, or holds pickled Python objects, which the safe
             loader (``weights_only=True``) refuses without running anything
-            (:class:`~action_recognition.training.checkpoint.UnsafeCheckpointError`).
+            (:class:`~action_recognition.serialization.UnsafeCheckpointError`).
     """
     state = _read_state_dict(path_or_state_dict)
     own = model.state_dict()

@@ -8,11 +8,7 @@ device, so no arithmetic runs and the table takes seconds.
 
 from __future__ import annotations
 
-import argparse
-from dataclasses import asdict
 from dataclasses import dataclass
-import json
-import sys
 from typing import Any
 
 import torch
@@ -120,27 +116,3 @@ def format_table(rows: list[ModelRow]) -> str:
     if notes:
         lines += ['', *(f'- {", ".join(names)}: {note}' for note, names in notes.items())]
     return '\n'.join(lines)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('names', nargs='*', help='models to show (default: all)')
-    parser.add_argument('--json', action='store_true', help='print JSON instead of a table')
-    parser.add_argument('--no-ablations', action='store_true',
-                        help='leave out the CT-Net ablation rows')
-
-
-def run(args: argparse.Namespace) -> int:
-    known = list_models()
-    unknown = [name for name in args.names if name not in known]
-    if unknown:
-        print(f'unknown model(s): {", ".join(unknown)}; known: {", ".join(known)}',
-              file=sys.stderr)
-        return 2
-    rows = model_rows(args.names or None, ablations=not args.no_ablations)
-    if args.json:
-        print(json.dumps([asdict(row) for row in rows], indent=2))
-    else:
-        print('Parameters: whole model. GMAC: multiply-accumulates (the papers\' "GFLOPs") over '
-              'the scope, batch 1.')
-        print(format_table(rows))
-    return 0

@@ -77,8 +77,8 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _frames(count: int, size: int) -> list[np.ndarray]:
-    from action_recognition.training.synth import clip_rng
-    from action_recognition.training.synth import generate_clip
+    from action_recognition.data.synth import clip_rng
+    from action_recognition.data.synth import generate_clip
 
     clip = generate_clip('move_left', rng=clip_rng(0, 1), frames=max(count, 2), size=size)
     return [np.ascontiguousarray(frame) for frame in clip[:count]]

@@ -1,7 +1,7 @@
 """The node's messages: the ROS-free builders and parsers, plus rclpy's message classes.
 
 Everything but :func:`ros_message_types` comes from
-:mod:`action_recognition.inference.messages` (ROS-free, also used with rosbags' classes by the
+:mod:`action_recognition.runtime.messages` (ROS-free, also used with rosbags' classes by the
 offline runner and the tests); :func:`ros_message_types` bundles rclpy's classes for the node.
 """
 
@@ -9,22 +9,22 @@ from __future__ import annotations
 
 import array
 
-from action_recognition.inference.messages import action_typestore
-from action_recognition.inference.messages import ACTIONS_TOPIC
-from action_recognition.inference.messages import build_classification
-from action_recognition.inference.messages import build_diagnostic_array
-from action_recognition.inference.messages import build_header
-from action_recognition.inference.messages import build_image
-from action_recognition.inference.messages import build_label_info
-from action_recognition.inference.messages import DIAGNOSTIC_LEVELS
-from action_recognition.inference.messages import LABEL_INFO_TOPIC
-from action_recognition.inference.messages import MessageTypes
-from action_recognition.inference.messages import parse_classification
-from action_recognition.inference.messages import parse_label_info
-from action_recognition.inference.messages import parts_to_stamp
-from action_recognition.inference.messages import rosbags_message_types
-from action_recognition.inference.messages import stamp_to_parts
-from action_recognition.inference.messages import VISION_MSGS_DEFINITIONS
+from action_recognition.runtime.messages import action_typestore
+from action_recognition.runtime.messages import ACTIONS_TOPIC
+from action_recognition.runtime.messages import build_classification
+from action_recognition.runtime.messages import build_diagnostic_array
+from action_recognition.runtime.messages import build_header
+from action_recognition.runtime.messages import build_image
+from action_recognition.runtime.messages import build_label_info
+from action_recognition.runtime.messages import DIAGNOSTIC_LEVELS
+from action_recognition.runtime.messages import LABEL_INFO_TOPIC
+from action_recognition.runtime.messages import MessageTypes
+from action_recognition.runtime.messages import parse_classification
+from action_recognition.runtime.messages import parse_label_info
+from action_recognition.runtime.messages import parts_to_stamp
+from action_recognition.runtime.messages import rosbags_message_types
+from action_recognition.runtime.messages import stamp_to_parts
+from action_recognition.runtime.messages import VISION_MSGS_DEFINITIONS
 
 __all__ = [
     'ACTIONS_TOPIC', 'LABEL_INFO_TOPIC', 'VISION_MSGS_DEFINITIONS', 'MessageTypes',

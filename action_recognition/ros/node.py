@@ -13,7 +13,7 @@
 # limitations under the License.
 """``action_recognition_node``: camera images in, recognised actions out; a managed node.
 
-A thin ROS 2 shell over :class:`~action_recognition.inference.node_core.NodeCore` (the same
+A thin ROS 2 shell over :class:`~action_recognition.node.core.NodeCore` (the same
 runtime as ``action-recognition run``), offered as a lifecycle (managed) node:
 
 - ``configure`` reads the parameters, loads the model and checks it (a dummy clip), creates the
@@ -68,24 +68,24 @@ from sensor_msgs.msg import Image
 from vision_msgs.msg import Classification
 from vision_msgs.msg import LabelInfo
 
-from action_recognition.inference.backends import ModelLoadError
-from action_recognition.inference.node_core import DiagnosticsReport
-from action_recognition.inference.node_core import InferenceWorker
-from action_recognition.inference.node_core import NodeCore
-from action_recognition.inference.node_core import NodeParameters
-from action_recognition.inference.node_core import NodeResult
-from action_recognition.inference.node_core import OK
-from action_recognition.inference.node_core import ParameterDefinition
-from action_recognition.inference.node_core import ParameterError
-from action_recognition.inference.node_core import PARAMETERS
-from action_recognition.inference.node_core import ParameterValue
-from action_recognition.inference.node_core import parse_parameters
+from action_recognition.node.core import DiagnosticsReport
+from action_recognition.node.core import InferenceWorker
+from action_recognition.node.core import NodeCore
+from action_recognition.node.core import NodeParameters
+from action_recognition.node.core import NodeResult
+from action_recognition.node.core import OK
+from action_recognition.node.core import ParameterDefinition
+from action_recognition.node.core import ParameterError
+from action_recognition.node.core import PARAMETERS
+from action_recognition.node.core import ParameterValue
+from action_recognition.node.core import parse_parameters
 from action_recognition.ros.messages import build_classification
 from action_recognition.ros.messages import build_diagnostic_array
 from action_recognition.ros.messages import build_image
 from action_recognition.ros.messages import build_label_info
 from action_recognition.ros.messages import MessageTypes
 from action_recognition.ros.messages import ros_message_types
+from action_recognition.runtime.backends import ModelLoadError
 
 __all__ = ['ActionRecognitionNode', 'main', 'descriptor_for']
 

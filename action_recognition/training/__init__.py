@@ -1,6 +1,1 @@
-"""Training: data-set readers, video decoding, augmentation, the synthetic benchmark, training
-and evaluation.
-
-Modules are imported where used (``from action_recognition.training.datasets import ...``) so
-that importing this package stays cheap.
-"""
+"""Training: configs, data-set readers, augmentation, the training loop and evaluation."""

@@ -18,7 +18,7 @@ Readers turn the files people have on disk into ``(items, classes)``: a list of
   :func:`read_list_file`.
 
 :class:`ClipDataset` samples clips from items with the one shared sampling implementation
-(:func:`action_recognition.inference.sampling.sample_indices`) and returns ``uint8`` tensors;
+(:func:`action_recognition.data.sampling.sample_indices`) and returns ``uint8`` tensors;
 :class:`InMemoryClipDataset` generates synthetic clips on the fly (no disk).
 
 Unreadable items (missing, empty or corrupt videos; folders without images) never crash a run.
@@ -46,17 +46,17 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from action_recognition.inference.preprocess import resize_short_side
-from action_recognition.inference.sampling import sample_indices
+from action_recognition.data.preprocess import resize_short_side
+from action_recognition.data.sampling import sample_indices
+from action_recognition.data.video import count_frames
+from action_recognition.data.video import read_frame_folder
+from action_recognition.data.video import read_frames
+from action_recognition.data.video import VideoReadError
 from action_recognition.spec import ModelSpec
 from action_recognition.training.transforms import CenterCrop
 from action_recognition.training.transforms import ClipTransform
 from action_recognition.training.transforms import MultiScaleCrop
 from action_recognition.training.transforms import ThreeCrop
-from action_recognition.training.video_io import count_frames
-from action_recognition.training.video_io import read_frame_folder
-from action_recognition.training.video_io import read_frames
-from action_recognition.training.video_io import VideoReadError
 
 __all__ = [
     'VideoItem', 'read_ucf101', 'read_hmdb51', 'read_kinetics', 'read_sthv1', 'read_sthv2',
@@ -454,7 +454,7 @@ class ClipDataset(_SkippingDataset):
         ``(clip, label)``: ``uint8`` tensor ``[T, 3, h, w]`` in training, ``[V*T, 3, h, w]`` with
         ``V = num_clips * num_crops`` views in testing (``[T, 3, h, w]`` when ``V = 1``), and the
         class index. Normalisation happens later, on the device
-        (:class:`~action_recognition.inference.preprocess.Normalize`).
+        (:class:`~action_recognition.data.preprocess.Normalize`).
 
     Frame counts not given by the items are counted on first use and cached in this object;
     with ``DataLoader`` workers (copies of it) pass items from :func:`check_items`, which fills
@@ -529,14 +529,14 @@ class InMemoryClipDataset(Dataset[tuple[Tensor, int]]):
     """Synthetic clips generated on the fly (no disk), deterministic per index, seed and epoch.
 
     Item ``i`` is class ``i % 11`` drawn with
-    :func:`~action_recognition.training.synth.clip_rng` ``(seed + 7919 * epoch, i)``; call
+    :func:`~action_recognition.data.synth.clip_rng` ``(seed + 7919 * epoch, i)``; call
     :meth:`set_epoch` for fresh clips each epoch (training), keep epoch 0 for a fixed
     validation set. ``transform(clip, label, rng)`` is applied when given (its randomness is
     seeded from the same index).
 
     Returns:
         ``(clip, label)``: ``uint8`` tensor ``[T, 3, size, size]`` and the class index into
-        :data:`~action_recognition.training.synth.CLASSES`.
+        :data:`~action_recognition.data.synth.CLASSES`.
     """
 
     def __init__(self, num_clips: int, *, frames: int = 8, size: int = 64, seed: int = 0,
@@ -570,9 +570,9 @@ class InMemoryClipDataset(Dataset[tuple[Tensor, int]]):
         return self.num_clips
 
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
-        from action_recognition.training.synth import CLASSES
-        from action_recognition.training.synth import clip_rng
-        from action_recognition.training.synth import generate_clip
+        from action_recognition.data.synth import CLASSES
+        from action_recognition.data.synth import clip_rng
+        from action_recognition.data.synth import generate_clip
 
         if not -self.num_clips <= index < self.num_clips:
             raise IndexError(f'index {index} out of range for {self.num_clips} clips')

@@ -4,9 +4,9 @@ Usage::
 
     action-recognition train --config config/training/synthetic_ci.yaml [key=value ...] \\
         [--resume | --force]
-    torchrun --nproc_per_node=4 -m action_recognition.training.train --config FILE [key=value ...]
+    torchrun --nproc_per_node=4 -m action_recognition.cli.train --config FILE [key=value ...]
     torchrun --nnodes=2 --node_rank=R --master_addr=HOST --nproc_per_node=8 \\
-        -m action_recognition.training.train --config FILE
+        -m action_recognition.cli.train --config FILE
 
 One script for one CPU, one GPU, several GPUs and several nodes: under ``torchrun``
 (``WORLD_SIZE`` > 1) it joins the process group (NCCL on CUDA, gloo on CPU), wraps the model in
@@ -35,7 +35,6 @@ evaluation.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
@@ -48,7 +47,6 @@ import os
 from pathlib import Path
 import random
 import shutil
-import sys
 import time
 from typing import Any
 from typing import TypeVar
@@ -63,15 +61,14 @@ from torch.utils.data import Dataset
 from torch.utils.data import Sampler
 from torch.utils.data.distributed import DistributedSampler
 
+from action_recognition.data.preprocess import Normalize
 from action_recognition.files import atomic_path
 from action_recognition.files import atomic_write_bytes
 from action_recognition.files import OutputExistsError
 from action_recognition.files import remove_stale_temporaries
-from action_recognition.inference.preprocess import Normalize
+from action_recognition.io import checkpoint as ckpt
 from action_recognition.spec import ModelSpec
-from action_recognition.training import checkpoint as ckpt
 from action_recognition.training.config import config_to_dict
-from action_recognition.training.config import load_config
 from action_recognition.training.config import make_spec
 from action_recognition.training.config import TrainConfig
 from action_recognition.training.evaluate import compute_metrics
@@ -82,7 +79,6 @@ __all__ = [
     'DistContext', 'DataSplit', 'train', 'build_dataset', 'dataset_classes', 'build_model',
     'build_optimizer', 'lr_factor', 'set_bn_mode', 'load_imagenet', 'load_pretrained',
     'resolve_device',
-    'add_arguments', 'run', 'main',
 ]
 
 LOG = logging.getLogger('action_recognition.train')
@@ -255,7 +251,7 @@ def _read_items(config: TrainConfig, *, train: bool,
 def dataset_classes(config: TrainConfig) -> tuple[str, ...]:
     """The label list of the configured data set (the training split's classes)."""
     if config.dataset.format == 'synthetic':
-        from action_recognition.training import synth
+        from action_recognition.data import synth
 
         return tuple(synth.CLASSES)
     return _read_items(config, train=True)[1]
@@ -274,7 +270,7 @@ def _train_transform(config: TrainConfig, spec: ModelSpec) -> Any:
     if config.dataset.hflip:
         label_map = None
         if config.dataset.format == 'synthetic':
-            from action_recognition.training import synth
+            from action_recognition.data import synth
 
             label_map = dict(synth.HFLIP_SWAP)
         steps.append(transforms.RandomHorizontalFlip(0.5, label_map=label_map))
@@ -305,7 +301,7 @@ def build_dataset(config: TrainConfig, spec: ModelSpec, *, train: bool) -> DataS
 
     data = config.dataset
     if data.format == 'synthetic':
-        from action_recognition.training import synth
+        from action_recognition.data import synth
         from action_recognition.training import transforms
 
         steps = [] if spec.frame_stride == 1 else [_Subsample(spec.frame_stride)]
@@ -402,8 +398,8 @@ def load_pretrained(model: nn.Module, path: str | Path, module: str = '') -> tup
     (the ImageNet classifier) are skipped. Returns ``(loaded, total)`` counts of the target's
     tensors; raises ``ValueError`` if nothing matches. The file is read with
     ``torch.load(weights_only=True)``: one holding pickled Python objects is refused
-    (:class:`~action_recognition.training.checkpoint.UnsafeCheckpointError`, nothing in it
-    runs), a corrupt one is a :class:`~action_recognition.training.checkpoint.CheckpointError`.
+    (:class:`~action_recognition.io.checkpoint.UnsafeCheckpointError`, nothing in it
+    runs), a corrupt one is a :class:`~action_recognition.io.checkpoint.CheckpointError`.
     """
     path = Path(path)
     if not path.is_file():
@@ -888,45 +884,3 @@ def _save(out_dir: Path, *, spec: ModelSpec, model: nn.Module,
 
 # ---------------------------------------------------------------------------------------------
 # Command line
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--config', default=None,
-                        help='YAML config (see config/training/); default: built-in defaults')
-    parser.add_argument('--resume', nargs='?', const='auto', default=None, metavar='CHECKPOINT',
-                        help='continue a killed run from <output_dir>/last.pt (or CHECKPOINT)')
-    parser.add_argument('--force', action='store_true',
-                        help="start afresh in an output_dir that holds another run's files "
-                             '(last.pt, best.pt, model.pt, metrics.json), replacing them')
-    parser.add_argument('overrides', nargs='*', metavar='key=value',
-                        help='config overrides, e.g. optim.lr=0.01 epochs=5 model=eco_lite_add')
-
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.config, args.overrides)
-        result = train(config, resume=args.resume, force=args.force)
-    except (ValueError, FileNotFoundError, FileExistsError, KeyError,
-            ckpt.CheckpointError) as error:
-        message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        print(f'error: {message}', file=sys.stderr)
-        return 2
-    finally:
-        if dist.is_available() and dist.is_initialized():
-            dist.destroy_process_group()
-    if int(os.environ.get('RANK', '0')) == 0:
-        print(f'best held-out top-1 {result["best_top1"]:.2f}%; checkpoint '
-              f'{result["checkpoint"]}')
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog='action-recognition train',
-                                     description='Train a model from a YAML config.')
-    add_arguments(parser)
-    logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
-    return run(parser.parse_args(argv))
-
-
-if __name__ == '__main__':
-    sys.exit(main())

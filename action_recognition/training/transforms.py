@@ -8,7 +8,7 @@ map and can be switched off. Test-time crops (:class:`CenterCrop`, :class:`Three
 ``views(clip) -> list of clips`` for multi-crop testing.
 
 Normalisation is not done here: clips stay ``uint8`` up to the device, where
-:class:`action_recognition.inference.preprocess.Normalize` (mean/std from the model's spec) turns
+:class:`action_recognition.data.preprocess.Normalize` (mean/std from the model's spec) turns
 them into floats.
 """
 
@@ -21,7 +21,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from action_recognition.inference.preprocess import center_crop
+from action_recognition.data.preprocess import center_crop
 
 __all__ = [
     'ClipTransform', 'Compose', 'MultiScaleCrop', 'RandomHorizontalFlip', 'RandomVerticalFlip',
@@ -199,7 +199,7 @@ class RandomTimeReversal(_RandomFlip):
     """Play the clip backwards with probability ``p``; ``label_map`` swaps reversal partners.
 
     Only meaningful with a map that covers every class whose meaning changes when reversed
-    (e.g. :data:`action_recognition.training.synth.REVERSE_SWAP`).
+    (e.g. :data:`action_recognition.data.synth.REVERSE_SWAP`).
     """
 
     axis = 0

@@ -40,14 +40,14 @@ from typing import Literal
 
 import numpy as np
 
-from action_recognition.inference.images import compressed_msg_to_rgb
-from action_recognition.inference.images import DEFAULT_MAX_PIXELS
-from action_recognition.inference.images import describe_error
-from action_recognition.inference.images import image_msg_to_rgb
-from action_recognition.inference.images import ImageDecodeError
-from action_recognition.inference.sinks import annotate
-from action_recognition.inference.sinks import RecognitionRecord
-from action_recognition.inference.sinks import StampLedger
+from action_recognition.data.images import compressed_msg_to_rgb
+from action_recognition.data.images import DEFAULT_MAX_PIXELS
+from action_recognition.data.images import describe_error
+from action_recognition.data.images import image_msg_to_rgb
+from action_recognition.data.images import ImageDecodeError
+from action_recognition.runtime.sinks import annotate
+from action_recognition.runtime.sinks import RecognitionRecord
+from action_recognition.runtime.sinks import StampLedger
 
 __all__ = [
     'ParameterDefinition', 'PARAMETERS', 'NodeParameters', 'ParameterError', 'parse_parameters',
@@ -367,7 +367,7 @@ class NodeCore:
         clock: monotonic seconds (injected by tests).
         load: ``load_backend``-like callable (injected by tests).
 
-    Raises :class:`~action_recognition.inference.backends.ModelLoadError` at construction when
+    Raises :class:`~action_recognition.runtime.backends.ModelLoadError` at construction when
     the model is missing or incompatible with the parameters (start-up fails fast).
     """
 
@@ -416,7 +416,7 @@ class NodeCore:
 
     def _load_model_checked(self, params: NodeParameters) -> _Model:
         """:meth:`_load_model`, with every failure turned into a ``ModelLoadError``."""
-        from action_recognition.inference.backends import ModelLoadError
+        from action_recognition.runtime.backends import ModelLoadError
 
         try:
             return self._load_model(params)
@@ -427,10 +427,10 @@ class NodeCore:
                                  f'{error}') from error
 
     def _load_model(self, params: NodeParameters) -> _Model:
-        from action_recognition.inference.backends import load_backend
-        from action_recognition.inference.backends import ModelLoadError
-        from action_recognition.inference.runner import build_recognizer
-        from action_recognition.inference.runner import default_model_path
+        from action_recognition.runtime.backends import load_backend
+        from action_recognition.runtime.backends import ModelLoadError
+        from action_recognition.runtime.run import build_recognizer
+        from action_recognition.runtime.run import default_model_path
 
         if params.model_path:
             path = Path(os.path.expanduser(params.model_path))

@@ -1164,9 +1164,9 @@ def check_onnx_4d_only(model_proto: Any) -> list[str]:
     After ONNX shape inference every input, output, intermediate value, initializer and constant
     must have a known rank of at most 4 and no convolution may have a 3D kernel. This is the
     proof ``action-recognition export`` runs: the one implementation lives in
-    :func:`action_recognition.inference.onnx_check.check_onnx_4d_only`.
+    :func:`action_recognition.io.onnx_check.check_onnx_4d_only`.
     """
-    from action_recognition.inference.onnx_check import check_onnx_4d_only as check
+    from action_recognition.io.onnx_check import check_onnx_4d_only as check
 
     return check(model_proto)
 

@@ -23,13 +23,11 @@ multi-threaded figures badly.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import copy
 from dataclasses import asdict
 from dataclasses import dataclass
 from dataclasses import field
-import json
 import logging
 import os
 from pathlib import Path
@@ -47,7 +45,7 @@ from action_recognition.spec import ModelSpec
 
 __all__ = [
     'BenchRow', 'BenchResult', 'machine_info', 'measure_peak_gmacs', 'run_bench',
-    'format_table', 'plot', 'add_arguments', 'run', 'BACKENDS',
+    'format_table', 'plot', 'BACKENDS',
 ]
 
 LOGGER = logging.getLogger(__name__)
@@ -187,7 +185,7 @@ def _peak_rss_mb() -> float | None:
 
 
 def _spec_for(model: str, frames: int, size: int, num_classes: int) -> ModelSpec:
-    from action_recognition.training.synth import CLASSES
+    from action_recognition.data.synth import CLASSES
 
     labels = CLASSES if num_classes == len(CLASSES) else ()
     return ModelSpec(model=model, num_classes=num_classes, num_frames=frames, labels=labels,
@@ -209,8 +207,8 @@ class _Bf16Backend:
     """Torch eager with bfloat16 weights and activations (uint8 in, float32 logits out)."""
 
     def __init__(self, model: nn.Module, spec: ModelSpec) -> None:
-        from action_recognition.inference.backends import check_frames
-        from action_recognition.inference.backends import DeployedModel
+        from action_recognition.models.deployed import DeployedModel
+        from action_recognition.runtime.backends import check_frames
 
         self._check = check_frames
         self.module = DeployedModel(copy.deepcopy(model), spec).eval().to(torch.bfloat16)
@@ -231,17 +229,17 @@ class _Bf16Backend:
 
 def _make_backend(name: str, model: nn.Module, spec: ModelSpec, threads: int, workdir: Path,
                   exports: dict[str, Path], calibration_clips: int) -> Any:
-    from action_recognition.inference.backends import OnnxRuntimeBackend
-    from action_recognition.inference.backends import TorchBackend
-    from action_recognition.inference.export import export_onnx
-    from action_recognition.inference.streaming import StreamingEcoBackend
+    from action_recognition.deploy.export import export_onnx
+    from action_recognition.runtime.backends import OnnxRuntimeBackend
+    from action_recognition.runtime.backends import TorchBackend
+    from action_recognition.runtime.streaming import StreamingEcoBackend
 
     if name == 'torch':
         return TorchBackend(model, spec)
     if name == 'torch-4d':
-        # The model as the Conv3d -> 4D converter rewrites it (models/convert.py): for a 5D
+        # The model as the Conv3d -> 4D converter rewrites it (deploy/convert.py): for a 5D
         # model, its exact 4D-only twin, measured beside the original.
-        from action_recognition.models.convert import to_4d
+        from action_recognition.deploy.convert import to_4d
 
         example = torch.randn(spec.num_frames, 3, *spec.input_size)
         return TorchBackend(to_4d(copy.deepcopy(model).eval(), example_input=example), spec)
@@ -267,7 +265,7 @@ def _make_backend(name: str, model: nn.Module, spec: ModelSpec, threads: int, wo
 
 def _stream_fps(backend: Any, spec: ModelSpec, hop: int, windows: int) -> float:
     """Frames/s of the recogniser over a stream giving ``windows`` clips every ``hop`` frames."""
-    from action_recognition.inference.recognizer import Recognizer
+    from action_recognition.runtime.recognizer import Recognizer
 
     recognizer = Recognizer(backend, hop=hop, hysteresis=None)
     rng = np.random.default_rng(0)
@@ -304,12 +302,12 @@ def run_bench(*, models: list[str], backends: list[str], frames: list[int], size
     """Measure every combination; see the module docstring."""
     from tqdm import tqdm
 
-    from action_recognition.inference.backends import load_checkpoint
-    from action_recognition.inference.backends import TorchBackend
-    from action_recognition.inference.export import synthetic_clips
+    from action_recognition.deploy.export import synthetic_clips
     from action_recognition.models import create_model
     from action_recognition.models import model_info
     from action_recognition.models.analysis import count_macs
+    from action_recognition.runtime.backends import load_checkpoint
+    from action_recognition.runtime.backends import TorchBackend
 
     start = time.perf_counter()
     checkpoints = checkpoints or {}
@@ -459,61 +457,3 @@ def plot(result: BenchResult, path: str | os.PathLike[str]) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # Command line
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--models', nargs='+', default=list(DEFAULT_MODELS),
-                        help='registry names')
-    parser.add_argument('--backends', nargs='+', default=list(DEFAULT_BACKENDS),
-                        choices=BACKENDS, help='backends to compare')
-    parser.add_argument('--frames', type=int, nargs='+', default=[16], help='clip lengths T')
-    parser.add_argument('--size', type=int, nargs='+', default=[224], help='input sizes S')
-    parser.add_argument('--threads', type=int, nargs='+',
-                        default=sorted({os.cpu_count() or 1, 1}, reverse=True),
-                        help='thread counts (default: all cores, then 1)')
-    parser.add_argument('--repeats', type=int, default=5, help='timed runs per combination')
-    parser.add_argument('--warmup', type=int, default=2, help='untimed runs first')
-    parser.add_argument('--hop', type=int, default=4, help='new window every HOP frames')
-    parser.add_argument('--stream-windows', type=int, default=3,
-                        help='windows timed in streaming mode (0: skip)')
-    parser.add_argument('--num-classes', type=int, default=11, help='outputs of the models')
-    parser.add_argument('--calibration-clips', type=int, default=8,
-                        help='synthetic calibration clips for int8')
-    parser.add_argument('--eval-clips', type=int, default=11,
-                        help='synthetic clips for the reduced-precision comparison')
-    parser.add_argument('--checkpoint', action='append', default=[], metavar='NAME=PATH',
-                        help='trained weights for a model (accuracy on synthetic clips)')
-    parser.add_argument('--json', type=Path, help='write the results as JSON')
-    parser.add_argument('--plot', type=Path, help='write a PNG chart')
-    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
-
-
-def run(args: argparse.Namespace) -> int:
-    from action_recognition.inference.backends import ModelLoadError
-
-    checkpoints = {}
-    for item in args.checkpoint:
-        name, sep, path = item.partition('=')
-        if not sep:
-            print(f'error: --checkpoint expects NAME=PATH, got {item!r}')
-            return 2
-        checkpoints[name] = path
-    try:
-        result = run_bench(
-            models=args.models, backends=args.backends, frames=args.frames, sizes=args.size,
-            threads=args.threads, repeats=args.repeats, warmup=args.warmup, hop=args.hop,
-            stream_windows=args.stream_windows, num_classes=args.num_classes,
-            calibration_clips=args.calibration_clips, eval_clips=args.eval_clips,
-            checkpoints=checkpoints, progress=not args.no_progress)
-    except (KeyError, ValueError, ModelLoadError) as error:
-        print(f'error: {error.args[0] if error.args else error}')
-        return 1
-    print(format_table(result))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result.to_dict(), indent=2))
-        print(f'wrote {args.json}')
-    if args.plot is not None:
-        plot(result, args.plot)
-        print(f'wrote {args.plot}')
-    return 0

@@ -1,7 +1,7 @@
 """CPU speed of a converted 4D-only model beside its 3D original (``action-recognition bench``).
 
 :func:`bench_converted` times both models on the same clip (the converted one on its folded
-frames, :func:`~action_recognition.models.convert.fold_input`) in eval mode without gradients and
+frames, :func:`~action_recognition.deploy.convert.fold_input`) in eval mode without gradients and
 reports median latencies and the largest output difference.
 """
 
@@ -15,8 +15,8 @@ import torch
 from torch import nn
 from torch import Tensor
 
-from action_recognition.models.convert import fold_input
-from action_recognition.models.convert import max_abs_diff
+from action_recognition.deploy.convert import fold_input
+from action_recognition.deploy.convert import max_abs_diff
 
 __all__ = ['bench_converted']
 

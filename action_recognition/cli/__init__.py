@@ -1,4 +1,4 @@
-"""``action-recognition``: the package's one command-line interface.
+"""``action-recognition``: the package's one command-line interface (the top layer).
 
 Each sub-command lives in its own module exposing ``add_arguments(parser)`` and
 ``run(args) -> int``; modules are imported only when their command runs, so ``--help`` is fast
@@ -14,18 +14,19 @@ import sys
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    'models': ('action_recognition.models.table', 'list the model zoo with parameters and GMAC'),
-    'synth': ('action_recognition.training.synth_cli',
+    'models': ('action_recognition.cli.models', 'list the model zoo with parameters and GMAC'),
+    'synth': ('action_recognition.cli.synth',
               'write the synthetic temporal-actions data set (UCF-101 layout)'),
-    'train': ('action_recognition.training.train', 'train a model from a YAML config'),
-    'eval': ('action_recognition.training.evaluate', 'evaluate a checkpoint'),
-    'export': ('action_recognition.inference.export', 'export a model to a checked ONNX file'),
-    'run': ('action_recognition.inference.runner',
+    'train': ('action_recognition.cli.train', 'train a model from a YAML config'),
+    'eval': ('action_recognition.cli.eval', 'evaluate a checkpoint'),
+    'export': ('action_recognition.cli.export', 'export a model to a checked ONNX file'),
+    'run': ('action_recognition.cli.run',
             'recognise actions in a video, camera or rosbag2 recording'),
-    'bench': ('action_recognition.inference.bench', 'benchmark models and backends'),
-    'convert': ('action_recognition.models.convert_cli',
+    'bench': ('action_recognition.cli.bench', 'benchmark models and backends'),
+    'convert': ('action_recognition.cli.convert',
                 'convert a 3D CNN into an exact 4D-only model'),
-    'demo': ('action_recognition.demo', 'run the shipped default model on fresh synthetic clips'),
+    'demo': ('action_recognition.cli.demo',
+             'run the shipped default model on fresh synthetic clips'),
 }
 
 

@@ -19,12 +19,12 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from action_recognition.inference.backends import load_backend
-from action_recognition.inference.backends import ModelLoadError
-from action_recognition.inference.recognizer import Recognizer
-from action_recognition.inference.runner import default_model_path
-from action_recognition.inference.sinks import annotate
-from action_recognition.training import synth
+from action_recognition.data import synth
+from action_recognition.runtime.backends import load_backend
+from action_recognition.runtime.backends import ModelLoadError
+from action_recognition.runtime.recognizer import Recognizer
+from action_recognition.runtime.run import default_model_path
+from action_recognition.runtime.sinks import annotate
 
 LOGGER = logging.getLogger(__name__)
 

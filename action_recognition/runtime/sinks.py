@@ -205,10 +205,10 @@ class McapSink(Sink):
         from rosbags.rosbag2 import StoragePlugin
         from rosbags.rosbag2 import Writer
 
-        from action_recognition.inference.messages import action_typestore
-        from action_recognition.inference.messages import ACTIONS_TOPIC
-        from action_recognition.inference.messages import LABEL_INFO_TOPIC
-        from action_recognition.inference.messages import rosbags_message_types
+        from action_recognition.runtime.messages import action_typestore
+        from action_recognition.runtime.messages import ACTIONS_TOPIC
+        from action_recognition.runtime.messages import LABEL_INFO_TOPIC
+        from action_recognition.runtime.messages import rosbags_message_types
 
         self.path = mcap_bag_dir(path)
         if self.path.exists() and not force:
@@ -242,7 +242,7 @@ class McapSink(Sink):
         return self.path / f'{self.path.name}.mcap'
 
     def _write_label_info(self, stamp_ns: int) -> None:
-        from action_recognition.inference.messages import build_label_info
+        from action_recognition.runtime.messages import build_label_info
 
         msg = build_label_info(self._types, labels=self.labels, threshold=self.threshold,
                                stamp=stamp_ns)
@@ -251,7 +251,7 @@ class McapSink(Sink):
         self._label_info_written = True
 
     def write(self, record: RecognitionRecord) -> None:
-        from action_recognition.inference.messages import build_classification
+        from action_recognition.runtime.messages import build_classification
 
         if not self._label_info_written:
             self._write_label_info(record.stamp_ns)

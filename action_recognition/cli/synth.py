@@ -65,8 +65,8 @@ def _refusal(out: Path, *, force: bool) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from action_recognition.training.synth import CLASSES
-    from action_recognition.training.synth import write_dataset
+    from action_recognition.data.synth import CLASSES
+    from action_recognition.data.synth import write_dataset
 
     problems = []
     if args.per_class < 2:

@@ -158,13 +158,13 @@ def _build(args: argparse.Namespace) -> tuple[nn.Module, torch.Tensor]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from action_recognition.deploy.convert import ConversionError
+    from action_recognition.deploy.convert import export_onnx_4d
+    from action_recognition.deploy.convert import fold_input
+    from action_recognition.deploy.convert import max_abs_diff
+    from action_recognition.deploy.convert import to_4d
     from action_recognition.files import atomic_path
     from action_recognition.files import check_output
-    from action_recognition.models.convert import ConversionError
-    from action_recognition.models.convert import export_onnx_4d
-    from action_recognition.models.convert import fold_input
-    from action_recognition.models.convert import max_abs_diff
-    from action_recognition.models.convert import to_4d
 
     output = Path(args.output)
     if output.suffix not in ('.pt', '.onnx'):

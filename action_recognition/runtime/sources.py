@@ -4,7 +4,7 @@ Every source yields :class:`Frame` objects (``uint8`` RGB ``[H, W, 3]`` with a t
 frame id) and counts what it read and what it had to skip. A rosbag2 recording (MCAP or sqlite3)
 is read through rosbags with the real ROS 2 message definitions (those stored in the bag, else
 ROS 2 Humble's); ``sensor_msgs/msg/Image`` and ``sensor_msgs/msg/CompressedImage`` are converted
-by :mod:`action_recognition.inference.images`. A message that cannot be decoded is counted in
+by :mod:`action_recognition.data.images`. A message that cannot be decoded is counted in
 :attr:`FrameSource.drop_reasons` and skipped with a warning naming why.
 """
 
@@ -23,11 +23,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from action_recognition.inference.images import compressed_msg_to_rgb
-from action_recognition.inference.images import DEFAULT_MAX_PIXELS
-from action_recognition.inference.images import describe_error
-from action_recognition.inference.images import image_msg_to_rgb
-from action_recognition.inference.images import ImageDecodeError
+from action_recognition.data.images import compressed_msg_to_rgb
+from action_recognition.data.images import DEFAULT_MAX_PIXELS
+from action_recognition.data.images import describe_error
+from action_recognition.data.images import image_msg_to_rgb
+from action_recognition.data.images import ImageDecodeError
 
 __all__ = [
     'Frame', 'FrameSource', 'VideoSource', 'CameraSource', 'BagSource', 'open_source',
@@ -251,7 +251,7 @@ class BagSource(FrameSource):
         super().__init__()
         from rosbags.highlevel import AnyReader
 
-        from action_recognition.inference.messages import action_typestore
+        from action_recognition.runtime.messages import action_typestore
 
         self.path = _bag_dir(Path(path))
         self.name = f'{self.path}'

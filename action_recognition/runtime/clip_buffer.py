@@ -2,7 +2,7 @@
 
 The ring holds the latest ``capacity`` items only, so memory never grows with the length of a
 stream. Clips are sampled from it exactly as the model was trained, from the model's own
-:class:`~action_recognition.spec.ModelSpec` (:func:`~action_recognition.inference.sampling.
+:class:`~action_recognition.spec.ModelSpec` (:func:`~action_recognition.data.sampling.
 stream_indices`): dense clips of ``num_frames`` frames ``frame_stride`` apart ending at the newest
 frame, or TSN segments over the last ``window`` frames.
 
@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from action_recognition.inference.sampling import stream_indices
+from action_recognition.data.sampling import stream_indices
 from action_recognition.spec import ModelSpec
 
 __all__ = ['ClipBuffer', 'Clip']

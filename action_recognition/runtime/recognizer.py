@@ -4,8 +4,8 @@ Per frame (:meth:`Recognizer.push`, or :meth:`~Recognizer.submit_frame` in a cam
 :meth:`~Recognizer.run_latest` on a worker thread):
 
 1. the frame (``uint8`` RGB ``[H, W, 3]`` of any size) is checked, resized and centre-cropped
-   once (:func:`~action_recognition.inference.preprocess.prepare_frame`) and pushed into a
-   bounded :class:`~action_recognition.inference.clip_buffer.ClipBuffer`;
+   once (:func:`~action_recognition.data.preprocess.prepare_frame`) and pushed into a
+   bounded :class:`~action_recognition.runtime.clip_buffer.ClipBuffer`;
 2. every ``hop`` frames, once the buffer holds a clip, the clip sampled as the model was trained
    goes through the backend (only the latest clip: a clip not run before the next one is due is
    dropped as stale);
@@ -19,7 +19,7 @@ Bad input never raises out of :meth:`push`/:meth:`submit_frame`/:meth:`run_lates
 malformed frames are dropped with a throttled log line and counted; a failed or non-finite
 inference is dropped, logged and counted.
 
-With a streaming backend (:class:`~action_recognition.inference.streaming.StreamingEcoBackend`),
+With a streaming backend (:class:`~action_recognition.runtime.streaming.StreamingEcoBackend`),
 the per-frame 2D features are cached in the buffer, so each window only runs the 2D-Net on the
 frames it has not seen.
 """
@@ -38,11 +38,11 @@ from typing import Literal
 import numpy as np
 import torch
 
-from action_recognition.inference.backends import Backend
-from action_recognition.inference.clip_buffer import Clip
-from action_recognition.inference.clip_buffer import ClipBuffer
-from action_recognition.inference.preprocess import frames_to_tensor
-from action_recognition.inference.preprocess import prepare_frame
+from action_recognition.data.preprocess import frames_to_tensor
+from action_recognition.data.preprocess import prepare_frame
+from action_recognition.runtime.backends import Backend
+from action_recognition.runtime.clip_buffer import Clip
+from action_recognition.runtime.clip_buffer import ClipBuffer
 from action_recognition.spec import ModelSpec
 
 __all__ = ['Recognizer', 'Recognition', 'ActionEvent', 'softmax', 'Smoother', 'Hysteresis']
@@ -193,7 +193,7 @@ class Recognizer:
     """Frames in, :class:`Recognition` results out, for one stream.
 
     Args:
-        backend: a :class:`~action_recognition.inference.backends.Backend` (or a streaming
+        backend: a :class:`~action_recognition.runtime.backends.Backend` (or a streaming
             backend with ``frame_features``/``infer_features``).
         hop: run a clip every ``hop`` frames (once the buffer holds a clip).
         top_k: number of ``(label, score)`` pairs reported.

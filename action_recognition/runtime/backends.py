@@ -3,7 +3,7 @@
 Every backend takes ``uint8`` frames ``[B*T, 3, h, w]`` (the T frames of each clip contiguous,
 already resized and cropped to ``spec.input_size``) and returns float32 logits
 ``[B, num_classes]`` as a numpy array. Normalisation happens inside the model on the device
-(:class:`~action_recognition.inference.preprocess.Normalize`), so only ``uint8`` travels.
+(:class:`~action_recognition.data.preprocess.Normalize`), so only ``uint8`` travels.
 
 - :class:`TorchBackend`: a registry model from a training checkpoint; CPU or CUDA, fp16 on CUDA.
 - :class:`OnnxRuntimeBackend`: an exported ONNX file whose metadata carries the spec; execution
@@ -32,8 +32,8 @@ import torch
 from torch import nn
 from torch import Tensor
 
-from action_recognition.inference.onnx_check import check_onnx_4d_only
-from action_recognition.inference.preprocess import Normalize
+from action_recognition.io.onnx_check import check_onnx_4d_only
+from action_recognition.models.deployed import DeployedModel
 from action_recognition.spec import ModelSpec
 from action_recognition.spec import SPEC_METADATA_KEY
 
@@ -100,21 +100,6 @@ def check_half(device: str, half: bool) -> None:
         raise ValueError('fp16 (half=True) is only supported on CUDA devices')
 
 
-class DeployedModel(nn.Module):
-    """``uint8`` frames ``[B*T, 3, h, w]`` -> logits ``[B, classes]``: normalise, then model.
-
-    This is what is exported to ONNX and what :class:`TorchBackend` runs.
-    """
-
-    def __init__(self, model: nn.Module, spec: ModelSpec) -> None:
-        super().__init__()
-        self.normalize = Normalize.from_spec(spec)
-        self.model = model
-
-    def forward(self, frames: Tensor) -> Tensor:
-        return self.model(self.normalize(frames))
-
-
 class TorchBackend:
     """A PyTorch model on CPU or CUDA (fp16 on CUDA with ``half=True``)."""
 
@@ -160,8 +145,8 @@ def load_checkpoint(path: str | os.PathLike[str],
     path = Path(path)
     if not path.is_file():
         raise ModelLoadError(f'model file not found: {path}')
-    from action_recognition.training.checkpoint import CheckpointError
-    from action_recognition.training.checkpoint import load_model_from_checkpoint
+    from action_recognition.io.checkpoint import CheckpointError
+    from action_recognition.io.checkpoint import load_model_from_checkpoint
 
     try:
         model, spec = load_model_from_checkpoint(path, map_location)
@@ -383,7 +368,7 @@ def load_backend(model_path: str | os.PathLike[str], *, backend: str = 'auto',
     ``'cpu'`` for the CPU provider only (unless ``providers`` are given). Raises
     :class:`ModelLoadError` for a missing, corrupt or inconsistent model. ``streaming=True``
     (PyTorch checkpoints of models with ``forward_2d``/``forward_3d``, i.e. ECO-Lite) returns a
-    :class:`~action_recognition.inference.streaming.StreamingEcoBackend`, with which the
+    :class:`~action_recognition.runtime.streaming.StreamingEcoBackend`, with which the
     recogniser runs the 2D-Net once per frame.
 
     ``spinning``: ONNX Runtime's idle intra-op threads busy-wait for work (off by default).
@@ -421,7 +406,7 @@ def _open_backend(path: Path, *, backend: str, device: str, half: bool, threads:
         if threads is not None:
             torch.set_num_threads(threads)
         if streaming:
-            from action_recognition.inference.streaming import StreamingEcoBackend
+            from action_recognition.runtime.streaming import StreamingEcoBackend
 
             result = StreamingEcoBackend.from_checkpoint(path, device=device, half=half)
         else:

@@ -10,7 +10,7 @@ few frames, the 2D features of a frame are the same in every window that contain
   ``[B*T, C, h', w']`` -> logits ``[B, classes]``;
 - :meth:`~StreamingEcoBackend.infer`: the ordinary full recomputation (the Backend interface).
 
-The :class:`~action_recognition.inference.recognizer.Recognizer` notices these methods, caches
+The :class:`~action_recognition.runtime.recognizer.Recognizer` notices these methods, caches
 each frame's features in its clip buffer and runs the 2D-Net only on the frames a window has not
 seen; the result equals a full recomputation of the same window (the 2D-Net must be in eval
 mode, so batch normalisation does not mix frames).
@@ -25,11 +25,11 @@ import torch
 from torch import nn
 from torch import Tensor
 
-from action_recognition.inference.backends import check_frames
-from action_recognition.inference.backends import check_half
-from action_recognition.inference.backends import load_checkpoint
-from action_recognition.inference.backends import ModelLoadError
-from action_recognition.inference.preprocess import Normalize
+from action_recognition.data.preprocess import Normalize
+from action_recognition.runtime.backends import check_frames
+from action_recognition.runtime.backends import check_half
+from action_recognition.runtime.backends import load_checkpoint
+from action_recognition.runtime.backends import ModelLoadError
 from action_recognition.spec import ModelSpec
 
 __all__ = ['StreamingEcoBackend', 'supports_streaming']

@@ -1,1 +1,0 @@
-"""The inference runtime (no ROS): clip sampling, preprocessing, backends and the recogniser."""
