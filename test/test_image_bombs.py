@@ -14,11 +14,9 @@ from fixtures.ros_data import compressed_msg
 from fixtures.ros_data import IMAGE
 from fixtures.ros_data import image_msg
 from fixtures.ros_data import moving_frames
-from fixtures.ros_data import tiny_checkpoint
 from fixtures.ros_data import write_bag
 import numpy as np
 import pytest
-import torch
 
 from action_recognition import cli
 from action_recognition.runtime.messages import action_typestore
@@ -36,10 +34,8 @@ MAX_PEAK_MB = 600
 
 
 @pytest.fixture(scope='module')
-def model(tmp_path_factory):
-    torch.set_num_threads(1)
-    return tiny_checkpoint(tmp_path_factory.mktemp('model') / 'tiny.pt', num_frames=4,
-                           frame_stride=2)
+def model(tiny_model_stride2):
+    return tiny_model_stride2
 
 
 def _header(typestore, stamp_ns):

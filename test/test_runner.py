@@ -5,11 +5,9 @@ import json
 import cv2
 from fixtures.ros_data import camera_bag
 from fixtures.ros_data import moving_frames
-from fixtures.ros_data import tiny_checkpoint
 from fixtures.ros_data import write_video
 import pytest
 from rosbags.highlevel import AnyReader
-import torch
 
 from action_recognition import cli
 from action_recognition.runtime import run as runner
@@ -19,11 +17,9 @@ from action_recognition.runtime.messages import parse_classification
 
 
 @pytest.fixture(scope='module')
-def model(tmp_path_factory):
-    torch.set_num_threads(1)
+def model(tiny_model_stride2):
     # 4 frames, stride 2: one clip spans 7 frames.
-    return tiny_checkpoint(tmp_path_factory.mktemp('model') / 'tiny.pt', num_frames=4,
-                           frame_stride=2)
+    return tiny_model_stride2
 
 
 def _run(*argv):

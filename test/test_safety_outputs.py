@@ -7,10 +7,8 @@ from pathlib import Path
 
 from fixtures.ros_data import camera_bag
 from fixtures.ros_data import moving_frames
-from fixtures.ros_data import tiny_checkpoint
 from fixtures.ros_data import write_video
 import pytest
-import torch
 
 from action_recognition import cli
 from action_recognition.files import atomic_dir
@@ -23,9 +21,8 @@ from action_recognition.files import SameAsInputError
 
 
 @pytest.fixture(scope='module')
-def model(tmp_path_factory):
-    torch.set_num_threads(1)
-    return tiny_checkpoint(tmp_path_factory.mktemp('outputs_model') / 'tiny.pt', num_frames=4)
+def model(tiny_model):
+    return tiny_model
 
 
 def _run(*argv):

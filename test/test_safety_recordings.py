@@ -9,10 +9,8 @@ import shutil
 
 from fixtures.ros_data import camera_bag
 from fixtures.ros_data import moving_frames
-from fixtures.ros_data import tiny_checkpoint
 import pytest
 from rosbags.highlevel import AnyReader
-import torch
 
 from action_recognition import cli
 from action_recognition.runtime.messages import action_typestore
@@ -22,9 +20,8 @@ from action_recognition.runtime.sources import SourceError
 
 
 @pytest.fixture(scope='module')
-def model(tmp_path_factory):
-    torch.set_num_threads(1)
-    return tiny_checkpoint(tmp_path_factory.mktemp('rec_model') / 'tiny.pt', num_frames=4)
+def model(tiny_model):
+    return tiny_model
 
 
 @pytest.fixture(scope='module')
