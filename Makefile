@@ -70,7 +70,7 @@ typecheck: lint
 # ROS 2 is installed by ros-setup, so the tests that run the node under real ROS 2 must run:
 # ACTION_RECOGNITION_REQUIRE_ROS=1 turns their skip (where ROS is absent) into a failure.
 pytest: setup ros-setup
-	ACTION_RECOGNITION_REQUIRE_ROS=1 $(VENV)/bin/pytest -q
+	ACTION_RECOGNITION_REQUIRE_ROS=1 $(VENV)/bin/pytest -q --durations=10
 
 test: lint pytest
 

@@ -3,6 +3,9 @@
 Each takes a clip ``[B, 3, T, H, W]`` and returns logits ``[B, num_classes]``. Widths are small
 so the tests stay fast; the layer patterns (kernels, strides, separable and depthwise convs,
 residuals, concatenation, squeeze-excitation, pooling) follow the originals.
+
+Below them, modules of one operation each that the converter must refuse (clips
+``[2, 3, 4, 6, 6]`` in the tests).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch import Tensor
+import torch.nn.functional as F
 
 
 def conv_bn_relu(cin: int, cout: int, kernel: tuple[int, int, int],
@@ -232,3 +236,109 @@ def randomize_batch_norm(model: nn.Module, seed: int = 0) -> nn.Module:
                 module.weight.copy_(torch.rand(count, generator=generator) + 0.5)
                 module.bias.copy_(torch.randn(count, generator=generator) * 0.1)
     return model
+
+
+# -- operations the converter refuses --------------------------------------------------------
+
+
+class IndexTime(nn.Module):
+    """Indexes one frame of a 5D tensor."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv3d(3, 4, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(x)[:, :, 0]
+
+
+class CatTime(nn.Module):
+    """Concatenates clips along time."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.cat([x, x], dim=2).mean((2, 3, 4))
+
+
+class PermuteOther(nn.Module):
+    """A permute that moves the time axis away from the batch."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.permute(0, 3, 1, 2, 4).flatten(1)
+
+
+class Norm(nn.Module):
+    """GroupNorm on a 5D tensor."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.norm = nn.GroupNorm(1, 3)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.norm(x)
+
+
+class Up(nn.Module):
+    """A transposed 3D convolution."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.up = nn.ConvTranspose3d(3, 3, 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.up(x)
+
+
+class FunctionalConv(nn.Module):
+    """``F.conv3d`` with a computed weight."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(4, 3))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv3d(x, self.weight.reshape(4, 3, 1, 1, 1))
+
+
+class PositionEmbedding(nn.Module):
+    """Adds a parameter ``[1, C, T, H, W]`` that varies along time, broadcast over the batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pos = nn.Parameter(torch.randn(1, 3, 4, 6, 6))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.pos
+
+
+class MeanTimeAndHeight(nn.Module):
+    """A mean over time and height only."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.mean((2, 3))
+
+
+class SamePadding(nn.Module):
+    """A Conv3d with ``padding='same'``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv3d(3, 3, 3, padding='same')
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(x)
+
+
+class ValueBranch(nn.Module):
+    """Control flow on tensor values."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.sum() > 0:
+            return x.mean((2, 3, 4))
+        return x.amax((2, 3, 4))
+
+
+class FixedBatch(nn.Module):
+    """A reshape that fixes the batch size."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.reshape(2, -1)

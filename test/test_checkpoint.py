@@ -129,8 +129,8 @@ def _assert_plain(value, where='checkpoint'):
 
 
 def test_a_real_training_checkpoint_loads_with_weights_only(tmp_path):
-    from action_recognition.training import train as training
     from action_recognition.training.config import load_config
+    from action_recognition.training.train import train
 
     config = load_config(None, [
         'model.name=eco_lite_add_small', 'model.options={width_mult: 0.125}',
@@ -138,7 +138,7 @@ def test_a_real_training_checkpoint_loads_with_weights_only(tmp_path):
         'dataset.format=synthetic', 'dataset.train_per_class=2', 'dataset.val_per_class=1',
         'batch_size=8', 'epochs=1', 'optim.optimizer=adamw', 'progress=false', 'threads=1',
         'tensorboard=false', f'output_dir={tmp_path}'])
-    training.train(config)
+    train(config)
     for name in ('last.pt', 'best.pt', 'model.pt'):
         state = torch.load(tmp_path / name, map_location='cpu', weights_only=True)
         for key in ('spec', 'config', 'metrics'):
@@ -157,13 +157,14 @@ def test_rng_state_is_plain_data_and_restores_every_generator(tmp_path):
 
     import numpy as np
 
-    from action_recognition.training import train as training
+    from action_recognition.training.state import rng_state
+    from action_recognition.training.state import set_rng_state
 
     random.seed(1)
     np.random.seed(2)
     np.random.randn()  # a cached Gaussian is part of NumPy's state
     torch.manual_seed(3)
-    saved = training.rng_state()
+    saved = rng_state()
 
     def draw():
         return (random.random(), random.gauss(0, 1), float(np.random.rand()),
@@ -175,7 +176,7 @@ def test_rng_state_is_plain_data_and_restores_every_generator(tmp_path):
     loaded = torch.load(path, weights_only=True)['rng_state']
     _assert_plain(loaded)
     draw()
-    training.set_rng_state(loaded)
+    set_rng_state(loaded)
     assert draw() == expected
 
 

@@ -22,13 +22,13 @@ import torch
 
 from action_recognition import cli
 from action_recognition.io import checkpoint as ckpt
+from action_recognition.io.model_files import default_model_path
 from action_recognition.models import create_model
-from action_recognition.node.core import ERROR
+from action_recognition.node import ERROR
+from action_recognition.node import parse_parameters
 from action_recognition.node.core import NodeCore
-from action_recognition.node.core import parse_parameters
 from action_recognition.runtime import backends
 from action_recognition.runtime.backends import ModelLoadError
-from action_recognition.runtime.run import default_model_path
 from action_recognition.spec import ModelSpec
 from action_recognition.training import train as training
 

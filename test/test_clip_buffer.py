@@ -15,6 +15,10 @@ def _spec(**kwargs):
     return ModelSpec(**base)
 
 
+def _ns(seconds):
+    return round(seconds * 1e9)
+
+
 def _frame(value, size=8):
     return np.full((size, size, 3), value % 256, dtype=np.uint8)
 
@@ -24,13 +28,14 @@ def test_dense_clip_with_stride_ends_at_newest_frame():
     assert buffer.span == 7 and buffer.capacity == 7
     for i in range(10):
         assert not buffer.ready() or i >= 7
-        buffer.push(_frame(i), stamp=i / 30, frame_id=f'f{i}')
+        buffer.push(_frame(i), _ns(i / 30), frame_id=f'f{i}')
     clip = buffer.latest_clip()
     assert clip.frames.shape == (4, 8, 8, 3) and clip.frames.dtype == np.uint8
     assert clip.indices.tolist() == [3, 5, 7, 9]
     assert clip.frames[:, 0, 0, 0].tolist() == [3, 5, 7, 9]
     assert clip.frame_index == 9 and clip.frame_id == 'f9'
-    np.testing.assert_allclose(clip.stamps, np.array([3, 5, 7, 9]) / 30)
+    assert clip.stamps_ns.tolist() == [_ns(i / 30) for i in (3, 5, 7, 9)]
+    assert clip.stamp_ns == _ns(9 / 30)
     assert buffer.frames_since_last_clip == 0
 
 
@@ -38,7 +43,7 @@ def test_segment_clip_over_a_window():
     buffer = ClipBuffer(_spec(sampling='segments'), window=16)
     assert buffer.capacity == 16
     for i in range(20):
-        buffer.push(_frame(i), stamp=i / 30)
+        buffer.push(_frame(i), _ns(i / 30))
     clip = buffer.latest_clip()
     # TSN centre sampling over the last 16 frames (4..19): segment centres 2, 6, 10, 14.
     assert clip.indices.tolist() == [6, 10, 14, 18]
@@ -48,7 +53,7 @@ def test_segment_clip_over_a_window():
 def test_memory_is_bounded_by_capacity():
     buffer = ClipBuffer(_spec(), capacity=6)
     for i in range(5000):
-        buffer.push(_frame(i), stamp=i * 0.01)
+        buffer.push(_frame(i), _ns(i * 0.01))
     assert len(buffer) == 6
     assert buffer.frames_pushed == 5000
     assert buffer.latest_clip().indices.tolist() == [4996, 4997, 4998, 4999]
@@ -58,7 +63,7 @@ def test_memory_is_bounded_by_capacity():
 def test_broken_stream_resets_with_logged_reason(reason, caplog):
     buffer = ClipBuffer(_spec(), max_gap_s=0.5)
     for i in range(5):
-        buffer.push(_frame(i), stamp=10 + i * 0.03, source_shape=(480, 640, 3))
+        buffer.push(_frame(i), _ns(10 + i * 0.03), source_shape=(480, 640, 3))
     assert buffer.ready()
     stamp, frame, source = 10.2, _frame(9), (480, 640, 3)
     if reason == 'gap':
@@ -70,7 +75,7 @@ def test_broken_stream_resets_with_logged_reason(reason, caplog):
     else:
         frame = _frame(9, size=6)
     with caplog.at_level(logging.WARNING):
-        buffer.push(frame, stamp, source_shape=source)
+        buffer.push(frame, _ns(stamp), source_shape=source)
     assert buffer.resets == 1 and buffer.reset_reasons == {reason: 1}
     assert len(buffer) == 1 and not buffer.ready()
     assert reason in caplog.text
@@ -81,18 +86,18 @@ def test_broken_stream_resets_with_logged_reason(reason, caplog):
 def test_a_steady_stream_never_resets():
     buffer = ClipBuffer(_spec(), max_gap_s=0.5)
     for i in range(50):
-        buffer.push(_frame(i), stamp=i * 0.4, source_shape=(10, 10, 3))
+        buffer.push(_frame(i), _ns(i * 0.4), source_shape=(10, 10, 3))
     assert buffer.resets == 0 and len(buffer) == 4
 
 
 def test_feature_cache_follows_the_entries():
     buffer = ClipBuffer(_spec())
     for i in range(4):
-        buffer.push(_frame(i), stamp=i)
+        buffer.push(_frame(i), _ns(i))
     assert buffer.cache_features(2, 'features-2')
     assert buffer.latest_clip().features == [None, None, 'features-2', None]
     for i in range(4, 7):
-        buffer.push(_frame(i), stamp=i)
+        buffer.push(_frame(i), _ns(i))
     assert buffer.latest_clip().features == [None, None, None, None]
     assert not buffer.cache_features(2, 'gone')  # frame 2 has left the ring
     assert buffer.cache_features(6, 'features-6')
@@ -102,5 +107,23 @@ def test_feature_cache_follows_the_entries():
 def test_bad_arguments():
     with pytest.raises(ValueError, match='capacity'):
         ClipBuffer(_spec(frame_stride=2), capacity=3)
-    with pytest.raises(ValueError, match='finite'):
+    with pytest.raises(ValueError, match='integer nanoseconds'):
         ClipBuffer(_spec()).push(_frame(0), float('nan'))
+    with pytest.raises(ValueError, match='integer nanoseconds'):
+        ClipBuffer(_spec()).push(_frame(0), 0.5)
+
+
+def test_the_ring_is_allocated_once_and_a_clip_is_one_gather():
+    buffer = ClipBuffer(_spec(frame_stride=2), capacity=9)
+    buffer.push(_frame(0), 0)
+    ring = buffer._items
+    assert ring.shape == (9, 8, 8, 3) and ring.dtype == np.uint8
+    for i in range(1, 40):
+        buffer.push(_frame(i), _ns(i / 30))
+    assert buffer._items is ring  # no reallocation, no growth
+    clip = buffer.latest_clip()
+    assert clip.frames.flags['C_CONTIGUOUS'] and not np.shares_memory(clip.frames, ring)
+    assert clip.frames[:, 0, 0, 0].tolist() == [33, 35, 37, 39]
+    # A frame of another shape restarts the ring with a ring of that shape.
+    buffer.push(_frame(40, size=6), _ns(40 / 30))
+    assert buffer._items.shape == (9, 6, 6, 3) and buffer.reset_reasons == {'shape': 1}

@@ -4,6 +4,7 @@ import copy
 import io
 import warnings
 
+import nets3d
 from nets3d import randomize_batch_norm
 from nets3d import S3DStyle
 from nets3d import VideoResNet
@@ -289,75 +290,6 @@ def test_dropout3d_train_mode_drops_whole_channels():
     assert 0 < int(zero.all(dim=2).sum()) < 3 * 16
 
 
-class IndexTime(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv3d(3, 4, 1)
-
-    def forward(self, x):
-        return self.conv(x)[:, :, 0]
-
-
-class CatTime(nn.Module):
-    def forward(self, x):
-        return torch.cat([x, x], dim=2).mean((2, 3, 4))
-
-
-class PermuteOther(nn.Module):
-    def forward(self, x):
-        return x.permute(0, 3, 1, 2, 4).flatten(1)
-
-
-class Norm(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.norm = nn.GroupNorm(1, 3)
-
-    def forward(self, x):
-        return self.norm(x)
-
-
-class Up(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.up = nn.ConvTranspose3d(3, 3, 2)
-
-    def forward(self, x):
-        return self.up(x)
-
-
-class FunctionalConv(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(4, 3))
-
-    def forward(self, x):
-        return F.conv3d(x, self.weight.reshape(4, 3, 1, 1, 1))
-
-
-class PositionEmbedding(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.pos = nn.Parameter(torch.randn(1, 3, 4, 6, 6))
-
-    def forward(self, x):
-        return x + self.pos
-
-
-class MeanTimeAndHeight(nn.Module):
-    def forward(self, x):
-        return x.mean((2, 3))
-
-
-class SamePadding(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv3d(3, 3, 3, padding='same')
-
-    def forward(self, x):
-        return self.conv(x)
-
-
 class Inner(nn.Module):
     def forward(self, x):
         return x.roll(1, dims=2)
@@ -373,15 +305,15 @@ class Nested(nn.Module):
 
 
 REFUSED = [
-    (IndexTime, 'getitem'),
-    (CatTime, 'cat'),
-    (PermuteOther, 'permute'),
-    (Norm, 'norm'),
-    (Up, 'up'),
-    (FunctionalConv, 'conv3d'),
-    (PositionEmbedding, 'add'),
-    (MeanTimeAndHeight, 'mean'),
-    (SamePadding, 'conv'),
+    (nets3d.IndexTime, 'getitem'),
+    (nets3d.CatTime, 'cat'),
+    (nets3d.PermuteOther, 'permute'),
+    (nets3d.Norm, 'norm'),
+    (nets3d.Up, 'up'),
+    (nets3d.FunctionalConv, 'conv3d'),
+    (nets3d.PositionEmbedding, 'add'),
+    (nets3d.MeanTimeAndHeight, 'mean'),
+    (nets3d.SamePadding, 'conv'),
     (Nested, 'roll'),
 ]
 
@@ -398,23 +330,11 @@ def test_refusal_names_the_module_and_source_line():
         to_4d(Nested(), example_input=torch.randn(2, 3, 4, 6, 6))
 
 
-class ValueBranch(nn.Module):
-    def forward(self, x):
-        if x.sum() > 0:
-            return x.mean((2, 3, 4))
-        return x.amax((2, 3, 4))
-
-
-class FixedBatch(nn.Module):
-    def forward(self, x):
-        return x.reshape(2, -1)
-
-
 def test_value_control_flow_and_fixed_batch_are_refused():
     with pytest.raises(ConversionError, match='control flow'):
-        to_4d(ValueBranch(), example_input=torch.randn(2, 3, 4, 6, 6))
+        to_4d(nets3d.ValueBranch(), example_input=torch.randn(2, 3, 4, 6, 6))
     with pytest.raises(ConversionError, match='batch size'):
-        to_4d(FixedBatch(), example_input=torch.randn(2, 3, 4, 6, 6))
+        to_4d(nets3d.FixedBatch(), example_input=torch.randn(2, 3, 4, 6, 6))
 
 
 def test_onnx_export_is_4d_only(tmp_path):

@@ -8,11 +8,13 @@
 
 import math
 
+from nets3d import randomize_batch_norm
 import pytest
 import torch
 from torch import nn
 import torch.nn.functional as F
 
+from action_recognition.models import ct_blocks
 from action_recognition.models import ctnet
 from action_recognition.models.analysis import assert_4d_only
 from action_recognition.models.analysis import check_4d_only_structure
@@ -49,18 +51,6 @@ def clip_to_frames(x):
     return x.permute(0, 2, 1, 3, 4).reshape(-1, x.shape[1], *x.shape[3:])
 
 
-def randomize_bn(module, seed=0):
-    generator = torch.Generator().manual_seed(seed)
-    for m in module.modules():
-        if isinstance(m, (nn.BatchNorm2d, nn.BatchNorm3d)):
-            c = m.num_features
-            with torch.no_grad():
-                m.running_mean.copy_(torch.randn(c, generator=generator) * 0.1)
-                m.running_var.copy_(torch.rand(c, generator=generator) + 0.5)
-                m.weight.copy_(torch.rand(c, generator=generator) + 0.5)
-                m.bias.copy_(torch.randn(c, generator=generator) * 0.1)
-
-
 def bn_elements_on_meta(model, x):
     """Elements normalised by BatchNorm in ``model(x)`` (meta device)."""
     total = []
@@ -78,13 +68,13 @@ def bn_elements_on_meta(model, x):
 
 
 def test_channel_split_is_the_authors_power_of_two_split():
-    assert [ctnet.channel_split(c) for c in (64, 128, 256, 512)] == [
+    assert [ct_blocks.channel_split(c) for c in (64, 128, 256, 512)] == [
         (8, 8), (8, 16), (16, 16), (16, 32)]
     for c in (64, 128, 256, 512, 1024, 32):
-        c1, c2 = ctnet.channel_split(c)
+        c1, c2 = ct_blocks.channel_split(c)
         assert c1 * c2 == c and c1 == 2 ** math.floor(math.log2(c) / 2)
     with pytest.raises(ValueError, match='power of two'):
-        ctnet.channel_split(96)
+        ct_blocks.channel_split(96)
 
 
 @pytest.mark.parametrize('name', list(FIGURE_CASES))
@@ -123,22 +113,22 @@ def test_meta_device_mac_count_equals_a_real_count():
 def test_replaced_blocks_and_module_structure():
     model = ctnet.ct_net_r50(num_classes=3, num_frames=4)
     replaced = [name for name, m in model.named_modules()
-                if isinstance(m, ctnet.VideoBottleneck)]
+                if isinstance(m, ct_blocks.VideoBottleneck)]
     assert replaced == ['layer1.1', 'layer2.1', 'layer2.3', 'layer3.1', 'layer3.3', 'layer3.5',
                         'layer4.1']
     module = model.layer2.get_submodule('1').st
-    assert isinstance(module, ctnet.CTModule) and module.split == (8, 16)
+    assert isinstance(module, ct_blocks.CTModule) and module.split == (8, 16)
     assert module.sub1.spatial.groups == 8 and module.sub2.spatial.groups == 16
     assert isinstance(module.pointwise, nn.Sequential)
-    assert isinstance(module.sub1.spatial_excitation, ctnet.SpatialExcitation)
+    assert isinstance(module.sub1.spatial_excitation, ct_blocks.SpatialExcitation)
     plain = ctnet.ct_net_r50(num_classes=3, num_frames=4, pointwise=False, excitation=False)
     bare = plain.layer2.get_submodule('1').st
     assert isinstance(bare.pointwise, nn.Identity)
     assert isinstance(bare.sub2.channel_excitation, nn.Identity)
     r101 = ctnet.ct_net_r101(num_classes=3, num_frames=4)
-    assert sum(isinstance(m, ctnet.VideoBottleneck) for m in r101.modules()) == 15
+    assert sum(isinstance(m, ct_blocks.VideoBottleneck) for m in r101.modules()) == 15
     tsn = ctnet.tsn_r50(num_classes=3, num_frames=4)
-    assert not any(isinstance(m, ctnet.VideoBottleneck) for m in tsn.modules())
+    assert not any(isinstance(m, ct_blocks.VideoBottleneck) for m in tsn.modules())
     assert tsn.default_input_size == (224, 224) and tsn.num_classes == 3
 
 
@@ -192,7 +182,7 @@ def test_eval_output_is_deterministic_per_clip(name):
     torch.manual_seed(0)
     frames = 2
     model = BUILDERS[name](num_classes=6, num_frames=frames).eval()
-    randomize_bn(model)
+    randomize_batch_norm(model)
     x = torch.randn(2 * frames, 3, 112, 128)
     with torch.no_grad():
         out = model(x)
@@ -210,7 +200,7 @@ def test_tsn_consensus_is_order_free_and_ct_net_is_not():
     reverse = x.flip(0)
     for builder, order_free in ((ctnet.tsn_r50, True), (ctnet.ct_net_r50, False)):
         model = builder(num_classes=4, num_frames=4).eval()
-        randomize_bn(model)
+        randomize_batch_norm(model)
         with torch.no_grad():
             nn.init.normal_(model.fc.weight, 0, 0.1)
             out, out_reversed = model(x), model(reverse)
@@ -290,7 +280,7 @@ def dense_block_weight(grouped, c1, c2, sub):
 def test_sub_operation_convs_equal_block_structured_conv3d(channels):
     torch.manual_seed(0)
     frames = 4
-    module = ctnet.CTModule(channels, frames)
+    module = ct_blocks.CTModule(channels, frames)
     c1, c2 = module.split
     assert c1 != c2 or channels == 256
     x = torch.randn(2 * frames, channels, 5, 6)
@@ -322,8 +312,8 @@ def test_sub_operation_convs_equal_block_structured_conv3d(channels):
 def test_ct_module_equals_5d_reference(pointwise, excitation, training):
     torch.manual_seed(1)
     frames, channels = 4, 32
-    module = ctnet.CTModule(channels, frames, pointwise=pointwise, excitation=excitation)
-    randomize_bn(module)
+    module = ct_blocks.CTModule(channels, frames, pointwise=pointwise, excitation=excitation)
+    randomize_batch_norm(module)
     module.train(training)
     x = torch.randn(2 * frames, channels, 5, 6)
     with torch.no_grad():
@@ -335,12 +325,12 @@ def test_ct_module_equals_5d_reference(pointwise, excitation, training):
 
 def make_5d_twin(block, channels):
     """An ``nn.Conv3d``/``nn.BatchNorm3d`` stack equal to ``block``, weights copied."""
-    if isinstance(block, ctnet.C3DModule):
+    if isinstance(block, ct_blocks.C3DModule):
         conv = nn.Conv3d(channels, channels, 3, padding=1, bias=False)
         conv.weight.data.copy_(block.conv.weight.reshape(conv.weight.shape))
         layers = [conv, nn.BatchNorm3d(channels), nn.ReLU()]
         bns = [block.bn]
-    elif isinstance(block, ctnet.R2Plus1DModule):
+    elif isinstance(block, ct_blocks.R2Plus1DModule):
         spatial = nn.Conv3d(channels, channels, (1, 3, 3), padding=(0, 1, 1), bias=False)
         spatial.weight.data.copy_(block.spatial.weight.unsqueeze(2))
         temporal = nn.Conv3d(channels, channels, (3, 1, 1), padding=(1, 0, 0), bias=False)
@@ -362,13 +352,14 @@ def make_5d_twin(block, channels):
     return twin
 
 
-@pytest.mark.parametrize('cls', [ctnet.C3DModule, ctnet.R2Plus1DModule, ctnet.CSNModule])
+@pytest.mark.parametrize('cls', [ct_blocks.C3DModule, ct_blocks.R2Plus1DModule,
+                                 ct_blocks.CSNModule])
 @pytest.mark.parametrize('training', [False, True])
 def test_ablation_modules_equal_conv3d_stacks(cls, training):
     torch.manual_seed(2)
     frames, channels = 4, 16
     block = cls(channels, frames)
-    randomize_bn(block)
+    randomize_batch_norm(block)
     twin = make_5d_twin(block, channels)
     block.train(training)
     twin.train(training)

@@ -14,10 +14,10 @@ from action_recognition import cli
 from action_recognition.data import synth
 from action_recognition.data.preprocess import frames_to_tensor
 from action_recognition.deploy.export import synthetic_clips
+from action_recognition.io.model_files import default_model_path
 from action_recognition.io.onnx_check import check_onnx_4d_only
 from action_recognition.models import model_info
 from action_recognition.runtime.backends import load_backend
-from action_recognition.runtime.run import default_model_path
 
 ROOT = Path(__file__).resolve().parents[1]
 MOVES = ('move_left', 'move_right', 'move_up', 'move_down')

@@ -9,6 +9,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from action_recognition.models import create_model
+from action_recognition.models import eco_blocks
 from action_recognition.models import eco_lite as E
 from action_recognition.models import list_models
 from action_recognition.models import model_info
@@ -88,6 +89,19 @@ def test_every_model_is_registered_with_its_reference():
         else:
             assert (ref.params_m, ref.gmac) == PAPER_P3D[key]
             assert 'P3D' in ref.note
+
+
+def test_variant_table_keeps_every_builders_options_and_defaults():
+    # The keyword arguments and defaults of the builders' signatures before the variant table.
+    common = {'dropout': 0.5, 'width_mult': 1.0, 'net2d': 'inception', 'zero_init_last': False}
+    proposed = {**common, 'temporal_stride_mode': 'aligned'}
+    expected = dict.fromkeys(E.ECO_LITE_MODELS, common)
+    expected.update(eco_lite_add=proposed, eco_lite_cat=proposed,
+                    eco_lite_add_small={**proposed, 'width_mult': 0.25, 'net2d': 'small'})
+    for name in E.ECO_LITE_MODELS:
+        assert E.ECO_LITE_VARIANTS[name].default_options() == expected[name], name
+        with pytest.raises(TypeError, match='unexpected keyword'):
+            create_model(name, num_classes=2, num_frames=2, no_such_option=1)
 
 
 # --------------------------------------------------------------------------------- Table 2
@@ -241,7 +255,7 @@ def _check_unit(unit, reference, stride, cout):
 @pytest.mark.parametrize('stride', [1, 2])
 def test_conv3d_unit_equals_conv3d(stride):
     conv = _conv(4, 6, 3, stride, 1)
-    unit = E._conv3d_unit(4, 6, stride)
+    unit = eco_blocks.conv3d_unit(4, 6, stride)
     unit.load_state_dict(conv.state_dict())
     _check_unit(_UnitAdapter(unit, stride), conv, stride, 6)
 
@@ -265,7 +279,7 @@ class _UnitAdapter(nn.Module):
 @pytest.mark.parametrize('stride', [1, 2])
 def test_serial_spatial_temporal_equals_conv3d_pair(kind, stride):
     cin, cout = 4, 6
-    mid = E.r2plus1d_mid_channels(cin, cout) if kind == 'r2plus1d' else cout
+    mid = eco_blocks.r2plus1d_mid_channels(cin, cout) if kind == 'r2plus1d' else cout
     assert mid == (27 * cin * cout) // (9 * cin + 3 * cout) or kind == 'p3d_a'
     spatial = _conv(cin, mid, (1, 3, 3), (1, stride, stride), (0, 1, 1))
     bn = _bn(mid)
@@ -274,7 +288,8 @@ def test_serial_spatial_temporal_equals_conv3d_pair(kind, stride):
     def reference(clip):
         return temporal(F.relu(bn(spatial(clip))))
 
-    unit = (E._r2plus1d_unit if kind == 'r2plus1d' else E._p3d_a_unit)(cin, cout, stride)
+    factory = eco_blocks.r2plus1d_unit if kind == 'r2plus1d' else eco_blocks.p3d_a_unit
+    unit = factory(cin, cout, stride)
     unit.spatial.load_state_dict(spatial.state_dict())
     unit.bn.load_state_dict(bn.state_dict())
     unit.temporal.load_state_dict(temporal.state_dict())
@@ -285,7 +300,7 @@ def test_serial_spatial_temporal_equals_conv3d_pair(kind, stride):
 def test_p3d_b_equals_conv3d_sum(stride):
     spatial = _conv(4, 6, (1, 3, 3), stride, (0, 1, 1))
     temporal = _conv(4, 6, (3, 1, 1), stride, (1, 0, 0))
-    unit = E.P3dB(4, 6, stride)
+    unit = eco_blocks.P3dB(4, 6, stride)
     unit.spatial.load_state_dict(spatial.state_dict())
     unit.temporal.load_state_dict(temporal.state_dict())
     _check_unit(unit, lambda clip: spatial(clip) + temporal(clip), stride, 6)
@@ -301,7 +316,7 @@ def test_p3d_c_equals_conv3d_definition(stride):
         h = F.relu(bn(spatial(clip)))
         return h[:, :, ::stride] + temporal(h)
 
-    unit = E.P3dC(4, 6, stride)
+    unit = eco_blocks.P3dC(4, 6, stride)
     unit.spatial.load_state_dict(spatial.state_dict())
     unit.bn.load_state_dict(bn.state_dict())
     unit.temporal.load_state_dict(temporal.state_dict())
@@ -319,7 +334,7 @@ def test_rank1_equals_conv3d_chain(stride):
         y = conv_t(conv_w(conv_h(clip)))
         return pool(y) if stride > 1 else y
 
-    unit = E.Rank1(4, 6, stride)
+    unit = eco_blocks.Rank1(4, 6, stride)
     unit.conv_h.load_state_dict(conv_h.state_dict())
     unit.conv_w.load_state_dict(conv_w.state_dict())
     unit.conv_t.load_state_dict(conv_t.state_dict())
@@ -360,7 +375,7 @@ def test_proposed_aligned_equals_5d_definition(combine, stride):
         t = temporal(clip)
         return s + t if combine == 'add' else torch.cat([s, t], dim=1)
 
-    unit = E.ProposedConv(4, cout, stride, combine=combine)
+    unit = eco_blocks.ProposedConv(4, cout, stride, combine=combine)
     _load_proposed(unit, spatial, pool, temporal, stride)
     _check_unit(unit, reference, stride, cout)
 
@@ -370,8 +385,8 @@ def test_proposed_paper_mode_strides_the_flattened_axis():
     cin, cout, stride = 4, 6, 2
     b, t, h, w = 2, 5, 8, 6
     spatial, pool, temporal = _proposed_reference(cin, cout, stride)
-    paper = E.ProposedConv(cin, cout, stride, combine='add', mode='paper').eval()
-    aligned = E.ProposedConv(cin, cout, stride, combine='add').eval()
+    paper = eco_blocks.ProposedConv(cin, cout, stride, combine='add', mode='paper').eval()
+    aligned = eco_blocks.ProposedConv(cin, cout, stride, combine='add').eval()
     _load_proposed(paper, spatial, pool, temporal, stride)
     _load_proposed(aligned, spatial, pool, temporal, stride)
     clip = torch.randn(b, cin, t, h, w)
@@ -387,8 +402,8 @@ def test_proposed_paper_mode_strides_the_flattened_axis():
         assert not torch.allclose(got, aligned(_clip_to_frames(clip), t), atol=1e-3)
         # Same parameters and stride 1 behaves identically.
         assert count_params(paper) == count_params(aligned)
-        same_paper = E.ProposedConv(cin, cout, 1, combine='cat', mode='paper').eval()
-        same_aligned = E.ProposedConv(cin, cout, 1, combine='cat').eval()
+        same_paper = eco_blocks.ProposedConv(cin, cout, 1, combine='cat', mode='paper').eval()
+        same_aligned = eco_blocks.ProposedConv(cin, cout, 1, combine='cat').eval()
         same_aligned.load_state_dict(same_paper.state_dict())
         frames = _clip_to_frames(clip)
         torch.testing.assert_close(same_paper(frames, t), same_aligned(frames, t))
@@ -412,7 +427,7 @@ def test_shortcut_equals_conv3d_definition(pattern_4d):
         def reference(clip):
             return bn(conv(clip))
 
-    shortcut = E.Shortcut(4, 6, stride, pattern_4d=pattern_4d)
+    shortcut = eco_blocks.Shortcut(4, 6, stride, pattern_4d=pattern_4d)
     shortcut.conv.load_state_dict(conv.state_dict())
     shortcut.bn.load_state_dict(bn.state_dict())
     if pattern_4d:

@@ -12,7 +12,11 @@ import torch
 from torch import nn
 
 from action_recognition.cli import main
+from action_recognition.data.clips import prepare_clip
+from action_recognition.data.sampling import sample_indices
 from action_recognition.data.synth import CLASSES
+from action_recognition.data.video import write_video
+from action_recognition.deploy.calibration import calibration_clips
 from action_recognition.deploy.export import export_onnx
 from action_recognition.deploy.export import ExportError
 from action_recognition.io.onnx_check import check_onnx_4d_only
@@ -146,6 +150,10 @@ def test_fp16_keeps_io_types(tmp_path):
     assert proto.graph.output[0].type.tensor_type.elem_type == TensorProto.FLOAT
     assert any(i.data_type == TensorProto.FLOAT16 for i in proto.graph.initializer)
     assert not any(i.data_type == TensorProto.FLOAT for i in proto.graph.initializer)
+    # The uint8 input is cast straight to float16 (exact for 0..255).
+    (cast,) = [node for node in proto.graph.node if 'frames' in node.input]
+    assert cast.op_type == 'Cast'
+    assert helper.get_attribute_value(cast.attribute[0]) == TensorProto.FLOAT16
     if report.quantized_max_abs_diff is not None:  # the CPU provider could run it
         assert report.quantized_max_abs_diff < 1e-2 and report.top1_agreement >= 0.9
 
@@ -173,6 +181,16 @@ def test_int8_calibration_from_a_directory(tmp_path):
     with pytest.raises(ExportError, match='calibration directory not found'):
         export_onnx(_tiny(), _spec(), tmp_path / 'q.onnx', int8=True,
                     calibration=tmp_path / 'missing', force=True)
+
+
+def test_calibration_reads_videos_and_skips_unreadable_files(tmp_path):
+    spec = _spec()
+    video = np.random.default_rng(0).integers(0, 256, (6, 40, 48, 3), dtype=np.uint8)
+    write_video(tmp_path / 'a.avi', video)  # lossless: decodes to exactly `video`
+    (tmp_path / 'b.mp4').write_bytes(b'not a video')
+    clips = calibration_clips(tmp_path, spec, 4)
+    assert clips.shape == (1, 4, 3, 32, 32) and clips.dtype == np.uint8
+    assert np.array_equal(clips[0], prepare_clip(video, sample_indices(spec, 6), spec))
 
 
 class TinyWithExtraState(Tiny4d):

@@ -24,19 +24,19 @@ import yaml
 
 from action_recognition.data.images import compressed_msg_to_rgb
 from action_recognition.node import core as node_core
-from action_recognition.node.core import ERROR
-from action_recognition.node.core import InferenceWorker
+from action_recognition.node import ERROR
+from action_recognition.node import InferenceWorker
+from action_recognition.node import NodeParameters
+from action_recognition.node import OK
+from action_recognition.node import ParameterError
+from action_recognition.node import PARAMETERS
+from action_recognition.node import parse_parameters
+from action_recognition.node import WARN
 from action_recognition.node.core import NodeCore
-from action_recognition.node.core import NodeParameters
-from action_recognition.node.core import OK
-from action_recognition.node.core import ParameterError
-from action_recognition.node.core import PARAMETERS
-from action_recognition.node.core import parse_parameters
-from action_recognition.node.core import WARN
+from action_recognition.runtime.annotate import annotate
 from action_recognition.runtime.backends import load_backend
 from action_recognition.runtime.backends import ModelLoadError
 from action_recognition.runtime.messages import action_typestore
-from action_recognition.runtime.sinks import annotate
 
 START_NS = 1_700_000_000_000_000_007
 PERIOD_NS = 50_000_000
@@ -133,9 +133,9 @@ def test_frames_in_results_out_with_exact_header(models, typestore):
     assert due == [False, False, False, True]
     result = core.step()
     assert result is not None
-    assert result.record.stamp_ns == START_NS + 3 * PERIOD_NS
-    assert result.record.frame_id == 'cam' and result.record.frame == 3
-    assert len(result.record.top) == 3
+    assert result.stamp_ns == START_NS + 3 * PERIOD_NS
+    assert result.frame_id == 'cam' and result.frame_index == 3
+    assert len(result.top) == 3
     assert core.step() is None  # nothing due
     # The same clip gives the same result as the recogniser used directly.
     backend = load_backend(models['a'])
@@ -143,8 +143,8 @@ def test_frames_in_results_out_with_exact_header(models, typestore):
     direct = build_recognizer(backend, hop=1, top_k=5, threshold=0.0, smoothing='none')
     expected = None
     for i, frame in enumerate(frames[:4]):
-        expected = direct.push(frame, (START_NS + i * PERIOD_NS) * 1e-9, 'cam') or expected
-    assert result.record.top == expected.top
+        expected = direct.push(frame, START_NS + i * PERIOD_NS, 'cam') or expected
+    assert result.top == expected.top
 
 
 def test_bad_frames_are_counted_and_dropped(models, typestore, caplog):
@@ -192,7 +192,7 @@ def test_model_reload_on_the_worker_and_failed_reload(models, typestore, tmp_pat
     core = _core(models)
     _feed(core, typestore, moving_frames(4))
     first = core.step()
-    assert {label for label, _ in first.record.top} == {'wave', 'walk', 'idle'}
+    assert {label for label, _ in first.top} == {'wave', 'walk', 'idle'}
     ok, reason = core.set_parameters({'model_path': str(models['b'])})
     assert ok and 'reload' in reason
     assert core.labels == ('wave', 'walk', 'idle')  # not yet: the worker reloads
@@ -200,7 +200,7 @@ def test_model_reload_on_the_worker_and_failed_reload(models, typestore, tmp_pat
     assert core.labels == ('x', 'y') and core.reloads == 1
     _feed(core, typestore, moving_frames(4), start=4)
     second = core.step()
-    assert {label for label, _ in second.record.top} == {'x', 'y'}
+    assert {label for label, _ in second.top} == {'x', 'y'}
     # A file that exists but is not a model: the reload fails, the old model stays.
     corrupt = tmp_path / 'corrupt.pt'
     corrupt.write_bytes(b'not a checkpoint')
@@ -299,8 +299,8 @@ def test_worker_thread_publishes_results(models, typestore):
     finally:
         worker.stop()
     assert not worker.alive
-    assert [r.record.frame for r in results] == [3, 5]
-    assert [r.record.stamp_ns for r in results] == [START_NS + 3 * PERIOD_NS,
+    assert [r.frame_index for r in results] == [3, 5]
+    assert [r.stamp_ns for r in results] == [START_NS + 3 * PERIOD_NS,
                                                     START_NS + 5 * PERIOD_NS]
     frame = core.debug_image(results[-1])
     assert frame.shape == (24, 32, 3) and frame.dtype == np.uint8
@@ -359,15 +359,15 @@ def test_image_bombs_are_dropped_counted_and_the_stream_goes_on(models, typestor
     assert [good(2), good(3)] == [False, True]
     result = core.step()
     assert result is not None
-    assert result.record.stamp_ns == stamps[3] and result.record.frame == 2 + 6 + 1
+    assert result.stamp_ns == stamps[3] and result.frame_index == 2 + 6 + 1
     from action_recognition.runtime.run import build_recognizer
     direct = build_recognizer(load_backend(models['a']), hop=1, top_k=5, threshold=0.0,
                               smoothing='none')
     expected = None
     for frame, stamp in zip(frames, stamps):
         msg = compressed_msg(typestore, frame, stamp_ns=stamp, frame_id='cam')
-        expected = direct.push(compressed_msg_to_rgb(msg), stamp * 1e-9, 'cam') or expected
-    assert result.record.top == expected.top
+        expected = direct.push(compressed_msg_to_rgb(msg), stamp, 'cam') or expected
+    assert result.top == expected.top
     assert core.diagnostics().values['frames_received'] == str(4 + 6)
 
 
@@ -458,11 +458,11 @@ def test_debug_image_shows_the_windows_own_last_frame(models, typestore):
         if i in (5, 7):  # windows are due at frames 3, 5, 7 (hop 2)
             results.append(core.step())
     # Frame 8 arrives after the window ending at 7 ran: its pixels must not be drawn for it.
-    assert [r.record.frame for r in results] == [5, 7]
+    assert [r.frame_index for r in results] == [5, 7]
     for result in results:
-        expected = annotate(frames[result.record.frame], result.record.top)
+        expected = annotate(frames[result.frame_index], result.top)
         np.testing.assert_array_equal(core.debug_image(result), expected)
-        assert result.record.stamp_ns == START_NS + result.record.frame * PERIOD_NS
+        assert result.stamp_ns == START_NS + result.frame_index * PERIOD_NS
     # A frame the recogniser refuses is not kept; nothing is kept while disabled.
     core.on_frame(np.zeros((1, 1, 3), np.uint8), START_NS + 9 * PERIOD_NS, 'cam')
     assert core._debug_frames[-1][0] == 8

@@ -28,6 +28,7 @@ class ScriptedBackend:
     def __init__(self, spec, script=None):
         self.spec = spec
         self.device = 'cpu'
+        self.streaming = False
         self.name = 'scripted'
         self.script = list(script or [])
         self.calls = []
@@ -46,6 +47,10 @@ class ScriptedBackend:
         pass
 
 
+def _ns(seconds):
+    return round(seconds * 1e9)
+
+
 def _frame(value=0, shape=(24, 32)):
     return np.full((*shape, 3), value, dtype=np.uint8)
 
@@ -58,7 +63,7 @@ def test_one_recognition_for_one_clip_span_and_hop_schedule():
     spec = _spec(frame_stride=2)  # span 7
     backend = ScriptedBackend(spec)
     recognizer = Recognizer(backend, hop=spec.clip_span)
-    results = [recognizer.push(_frame(i), i / 30, f'f{i}') for i in range(spec.clip_span)]
+    results = [recognizer.push(_frame(i), _ns(i / 30), f'f{i}') for i in range(spec.clip_span)]
     produced = [r for r in results if r is not None]
     assert len(produced) == 1 and results[-1] is produced[0]
     assert produced[0].frame_index == 6 and produced[0].frame_id == 'f6'
@@ -68,7 +73,7 @@ def test_one_recognition_for_one_clip_span_and_hop_schedule():
     backend = ScriptedBackend(spec)
     recognizer = Recognizer(backend, hop=3)
     indices = [r.frame_index for i in range(20)
-               if (r := recognizer.push(_frame(i), i / 30)) is not None]
+               if (r := recognizer.push(_frame(i), _ns(i / 30))) is not None]
     assert indices == [6, 9, 12, 15, 18]
     assert recognizer.clips_run == 5 and recognizer.frames_in == 20
 
@@ -78,15 +83,15 @@ def test_top_k_and_threshold_and_runtime_settings():
     probs = [0.1, 0.6, 0.25, 0.05]
     backend = ScriptedBackend(spec, [_logits_for(probs)] * 3)
     recognizer = Recognizer(backend, top_k=2, hysteresis=None)
-    result = recognizer.push(_frame(), 0.0)
+    result = recognizer.push(_frame(), _ns(0.0))
     assert [label for label, _ in result.top] == ['run', 'jump']
     np.testing.assert_allclose([s for _, s in result.top], [0.6, 0.25], atol=1e-6)
     np.testing.assert_allclose(result.scores.sum(), 1.0, atol=1e-6)
     recognizer.top_k = 4
     recognizer.score_threshold = 0.2
-    assert [label for label, _ in recognizer.push(_frame(), 0.1).top] == ['run', 'jump']
+    assert [label for label, _ in recognizer.push(_frame(), _ns(0.1)).top] == ['run', 'jump']
     recognizer.score_threshold = 0.7
-    assert recognizer.push(_frame(), 0.2).top == []
+    assert recognizer.push(_frame(), _ns(0.2)).top == []
     with pytest.raises(ValueError):
         recognizer.top_k = 0
     with pytest.raises(ValueError):
@@ -122,10 +127,10 @@ def test_hysteresis_reports_start_and_end_once_on_a_noisy_sequence():
                             hysteresis=(0.55, 0.35))
     events = []
     for i in range(len(script)):
-        result = recognizer.push(_frame(), i * 0.1)
+        result = recognizer.push(_frame(), _ns(i * 0.1))
         events += result.events
     assert [(e.kind, e.label) for e in events] == [('started', 'jump'), ('ended', 'jump')]
-    assert events[0].stamp < events[1].stamp
+    assert events[0].stamp_ns < events[1].stamp_ns
     assert recognizer.active_actions == []
 
 
@@ -142,12 +147,12 @@ def test_bad_frames_are_dropped_and_counted(caplog):
            np.zeros((24, 32, 4), np.uint8), np.zeros((24, 32, 3), np.float32), 'frame']
     with caplog.at_level(logging.WARNING):
         for i, frame in enumerate(bad):
-            assert recognizer.push(frame, i * 0.03) is None
+            assert recognizer.push(frame, _ns(i * 0.03)) is None
         assert recognizer.push(_frame(), float('inf')) is None
     assert recognizer.frames_dropped == len(bad) + 1 and recognizer.frames_in == len(bad) + 1
     assert 'dropping frame' in caplog.text
-    assert recognizer.push(_frame(), 1.0) is None
-    assert recognizer.push(_frame(), 1.03) is not None
+    assert recognizer.push(_frame(), _ns(1.0)) is None
+    assert recognizer.push(_frame(), _ns(1.03)) is not None
     assert backend.calls[0].shape == (2, 3, 16, 16)
 
 
@@ -156,7 +161,7 @@ def test_non_finite_output_and_backend_errors_are_dropped():
     script = [[np.nan, 0, 0, 0], [np.inf, 0, 0, 0], RuntimeError('device lost'), [0, 0, 0],
               [0, 5, 0, 0]]
     recognizer = Recognizer(ScriptedBackend(spec, script))
-    results = [recognizer.push(_frame(), i * 0.03) for i in range(5)]
+    results = [recognizer.push(_frame(), _ns(i * 0.03)) for i in range(5)]
     assert results[:4] == [None] * 4
     assert results[4].top[0][0] == 'run'
     assert recognizer.clips_dropped == 3 and recognizer.errors == 1
@@ -168,12 +173,12 @@ def test_resolution_change_restarts_the_clip():
     backend = ScriptedBackend(spec)
     recognizer = Recognizer(backend)
     for i in range(3):
-        recognizer.push(_frame(i, shape=(24, 32)), i * 0.03)
+        recognizer.push(_frame(i, shape=(24, 32)), _ns(i * 0.03))
     assert recognizer.clips_run == 1
-    assert recognizer.push(_frame(9, shape=(48, 64)), 0.1) is None
-    assert recognizer.push(_frame(9, shape=(48, 64)), 0.13) is None
+    assert recognizer.push(_frame(9, shape=(48, 64)), _ns(0.1)) is None
+    assert recognizer.push(_frame(9, shape=(48, 64)), _ns(0.13)) is None
     assert recognizer.buffer.reset_reasons == {'resolution': 1}
-    assert recognizer.push(_frame(9, shape=(48, 64)), 0.16) is not None
+    assert recognizer.push(_frame(9, shape=(48, 64)), _ns(0.16)) is not None
     assert backend.calls[-1][:, 0, 0, 0].tolist() == [9, 9, 9]
 
 
@@ -181,7 +186,7 @@ def test_submit_and_run_latest_drop_stale_clips():
     spec = _spec(num_frames=2)
     backend = ScriptedBackend(spec)
     recognizer = Recognizer(backend, hop=1)
-    due = [recognizer.submit_frame(_frame(i), i * 0.03) for i in range(6)]
+    due = [recognizer.submit(_frame(i), _ns(i * 0.03)) for i in range(6)]
     assert due == [False, True, True, True, True, True]
     result = recognizer.run_latest()
     assert result.frame_index == 5
@@ -207,7 +212,7 @@ def test_threaded_producer_and_consumer():
     worker = threading.Thread(target=consume)
     worker.start()
     for i in range(300):
-        recognizer.submit_frame(_frame(i % 256), i * 0.01)
+        recognizer.submit(_frame(i % 256), _ns(i * 0.01))
     done.set()
     worker.join(timeout=10)
     assert results and results == sorted(results) and results[-1] == 299
@@ -218,7 +223,7 @@ def test_threaded_producer_and_consumer():
 def test_reset_forgets_state():
     spec = _spec(num_frames=1)
     recognizer = Recognizer(ScriptedBackend(spec, [_logits_for([0.05, 0.9, 0.03, 0.02])]))
-    assert recognizer.push(_frame(), 0.0).events[0].kind == 'started'
+    assert recognizer.push(_frame(), _ns(0.0)).events[0].kind == 'started'
     recognizer.reset()
     assert recognizer.active_actions == [] and len(recognizer.buffer) == 0
 
@@ -238,12 +243,12 @@ def test_smoothing_and_hysteresis_start_afresh_after_a_buffer_restart(reason):
     backend = ScriptedBackend(spec, script=[walk, walk, jump])
     recognizer = Recognizer(backend, hop=4, smoothing='ema', ema_alpha=0.5,
                             hysteresis=(0.5, 0.3), max_gap_s=1.0)
-    results = [recognizer.push(_frame(i), i / 30) for i in range(8)]
+    results = [recognizer.push(_frame(i), _ns(i / 30)) for i in range(8)]
     assert [r.top[0][0] for r in results if r is not None] == ['walk', 'walk']
     assert recognizer.active_actions == ['walk']
     start = {'gap': 10.0, 'backwards': -5.0, 'resolution': 8 / 30}[reason]
     shape = (48, 64) if reason == 'resolution' else (24, 32)
-    after = [recognizer.push(_frame(i, shape), start + i / 30) for i in range(4)]
+    after = [recognizer.push(_frame(i, shape), _ns(start + i / 30)) for i in range(4)]
     assert recognizer.buffer.resets == 1
     result = after[-1]
     assert result is not None
@@ -252,3 +257,20 @@ def test_smoothing_and_hysteresis_start_afresh_after_a_buffer_restart(reason):
     kinds = [(event.kind, event.label) for event in result.events]
     assert kinds == [('ended', 'walk'), ('started', 'jump')]
     assert recognizer.active_actions == ['jump']
+
+
+def test_stamps_stay_exact_nanoseconds_and_results_carry_the_source_index():
+    # Float seconds cannot hold these stamps exactly (1 ms apart, odd nanoseconds); the stamp
+    # travels as integer nanoseconds from the source to the result.
+    spec = _spec()
+    recognizer = Recognizer(ScriptedBackend(spec), hop=1)
+    stamps_ns = [1_700_000_000_000_000_001 + i * 1_000_001 for i in range(6)]
+    assert round(stamps_ns[5] * 1e-9 * 1e9) != stamps_ns[5]
+    results = [recognizer.push(_frame(i), stamp, 'cam', index=100 + 2 * i)
+               for i, stamp in enumerate(stamps_ns)]
+    last = results[-1]
+    assert last.stamp_ns == stamps_ns[5] and isinstance(last.stamp_ns, int)
+    assert last.frame_index == 110  # the index the source gave, not the stream position
+    assert last.to_json()['stamp_ns'] == stamps_ns[5]
+    # Float stamps are refused (dropped and counted), never rounded silently.
+    assert recognizer.push(_frame(), 1.5) is None and recognizer.frames_dropped == 1

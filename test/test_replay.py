@@ -13,8 +13,8 @@ from rosbags.highlevel import AnyReader
 import torch
 
 from action_recognition import cli
+from action_recognition.node import parse_parameters
 from action_recognition.node.core import NodeCore
-from action_recognition.node.core import parse_parameters
 from action_recognition.runtime.messages import action_typestore
 from action_recognition.runtime.messages import ACTIONS_TOPIC
 from action_recognition.runtime.messages import parse_classification
@@ -62,7 +62,7 @@ def _node_core(model, bag):
             core.on_image_msg(reader.deserialize(raw, connection.msgtype))
             result = core.step()  # the worker, run synchronously
             if result is not None:
-                results.append(result.record)
+                results.append(result)
     assert sum(core.frames_undecodable.values()) == 1
     return results
 
@@ -84,7 +84,7 @@ def test_node_core_replay_equals_offline_run(recording, tmp_path):
         assert record.frame_id == frame_id == 'head_camera'
         assert [label for label, _ in record.top] == [label for label, _ in top]
         assert [score for _, score in record.top] == [score for _, score in top]
-        assert record.frame == line['frame']
+        assert record.frame_index == line['frame']
     # Frames are positions in the bag: message 9 is skipped, so the second clip (three decoded
     # frames after the first) ends at 10.
     assert [line['frame'] for line in lines][:2] == [6, 9 + 1]

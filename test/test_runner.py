@@ -10,7 +10,7 @@ import pytest
 from rosbags.highlevel import AnyReader
 
 from action_recognition import cli
-from action_recognition.runtime import run as runner
+from action_recognition.io import model_files
 from action_recognition.runtime.messages import action_typestore
 from action_recognition.runtime.messages import ACTIONS_TOPIC
 from action_recognition.runtime.messages import parse_classification
@@ -89,14 +89,15 @@ def test_annotated_video_output(tmp_path, model):
 
 
 def test_missing_default_model_is_named(tmp_path, monkeypatch, caplog):
-    monkeypatch.setattr(runner, '_model_dirs', lambda: [tmp_path / 'models'])
+    monkeypatch.setattr(model_files, 'model_dirs', lambda: [tmp_path / 'models'])
     video = write_video(tmp_path / 'v.avi', moving_frames(3), fps=10)
     assert _run('--source', video, '--output', tmp_path / 'o.jsonl') == 1
     assert 'action_recognition_default.onnx' in caplog.text
     assert str(tmp_path / 'models') in caplog.text and '--model' in caplog.text
     (tmp_path / 'models').mkdir()
     (tmp_path / 'models' / 'action_recognition_default.pt').write_bytes(b'x')
-    assert runner.default_model_path() == tmp_path / 'models' / 'action_recognition_default.pt'
+    assert model_files.default_model_path() == \
+        tmp_path / 'models' / 'action_recognition_default.pt'
 
 
 def test_bad_inputs_fail_clearly(tmp_path, model, caplog):

@@ -21,9 +21,9 @@ from action_recognition import cli
 from action_recognition.deploy.export import export_onnx
 from action_recognition.io.checkpoint import save_checkpoint
 from action_recognition.models import create_model
-from action_recognition.node.core import ERROR
+from action_recognition.node import ERROR
+from action_recognition.node import parse_parameters
 from action_recognition.node.core import NodeCore
-from action_recognition.node.core import parse_parameters
 from action_recognition.runtime.backends import load_backend
 from action_recognition.runtime.backends import ModelLoadError
 from action_recognition.runtime.backends import verify_backend
@@ -129,6 +129,7 @@ class _OomBackend:
     spec = ModelSpec(model='eco_lite_add_small', num_classes=3, num_frames=4,
                      input_size=(32, 32), resize_short=32)
     device = 'cpu'
+    streaming = False
     name = 'oom'
 
     def infer(self, frames):
@@ -233,5 +234,5 @@ def test_failed_reload_reverts_parameters_and_later_changes_apply(tmp_path, mode
         core.on_image_msg(image_msg(typestore, frame, stamp_ns=10**18 + i * 10**8,
                                     frame_id='cam'))
     result = core.step()
-    assert result is not None and {label for label, _ in result.record.top} <= {'x', 'y'}
+    assert result is not None and {label for label, _ in result.top} <= {'x', 'y'}
 

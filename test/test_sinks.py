@@ -7,24 +7,30 @@ import numpy as np
 import pytest
 from rosbags.highlevel import AnyReader
 
+from action_recognition.runtime.annotate import annotate
 from action_recognition.runtime.messages import action_typestore
 from action_recognition.runtime.messages import ACTIONS_TOPIC
 from action_recognition.runtime.messages import LABEL_INFO_TOPIC
 from action_recognition.runtime.messages import parse_classification
 from action_recognition.runtime.messages import parse_label_info
-from action_recognition.runtime.sinks import annotate
+from action_recognition.runtime.recognizer import ActionEvent
+from action_recognition.runtime.recognizer import Recognition
 from action_recognition.runtime.sinks import JsonLinesSink
 from action_recognition.runtime.sinks import McapSink
 from action_recognition.runtime.sinks import open_sink
-from action_recognition.runtime.sinks import RecognitionRecord
-from action_recognition.runtime.sinks import StampLedger
 from action_recognition.runtime.sinks import VideoSink
 
+
+def _recognition(frame, stamp_ns, top, events=()):
+    scores = np.zeros(3, np.float32)
+    return Recognition(frame_index=frame, stamp_ns=stamp_ns, frame_id='cam', top=top,
+                       scores=scores, raw_scores=scores, events=list(events))
+
+
 RECORDS = [
-    RecognitionRecord(frame=15, stamp_ns=1_700_000_000_123_456_789, frame_id='cam',
-                      top=[('walk', 0.25), ('wave', 0.7)], events=['started:wave']),
-    RecognitionRecord(frame=19, stamp_ns=1_700_000_000_523_456_789, frame_id='cam',
-                      top=[('idle', 0.9)]),
+    _recognition(15, 1_700_000_000_123_456_789, [('walk', 0.25), ('wave', 0.7)],
+                 [ActionEvent('started', 'wave', 0, 1_700_000_000_123_456_789, 0.7)]),
+    _recognition(19, 1_700_000_000_523_456_789, [('idle', 0.9)]),
 ]
 
 
@@ -36,6 +42,7 @@ def test_jsonl_lines_sorted_by_score(tmp_path):
     assert len(lines) == 2
     assert lines[0]['frame'] == 15
     assert lines[0]['stamp'] == pytest.approx(1_700_000_000.123456789, abs=1e-6)
+    assert lines[0]['stamp_ns'] == 1_700_000_000_123_456_789
     assert lines[0]['top'] == [{'label': 'wave', 'score': 0.7}, {'label': 'walk', 'score': 0.25}]
     assert lines[0]['events'] == ['started:wave']
     assert lines[1]['top'] == [{'label': 'idle', 'score': 0.9}]
@@ -98,16 +105,3 @@ def test_video_sink_is_readable_and_annotated(tmp_path):
 def test_open_sink_rejects_unknown_suffix(tmp_path):
     with pytest.raises(ValueError, match=r'unknown output type .*\.txt'):
         open_sink(tmp_path / 'out.txt', labels=['a'], threshold=0.0, fps=10)
-
-
-def test_stamp_ledger_keeps_exact_nanoseconds_and_source_index():
-    ledger = StampLedger(capacity=2)
-    # Float seconds cannot hold these stamps exactly (1 ms apart, odd nanoseconds).
-    stamps_ns = [1_700_000_000_000_000_001 + i * 1_000_001 for i in range(3)]
-    stamps = [ledger.add(stamp_ns, index=10 + i) for i, stamp_ns in enumerate(stamps_ns)]
-    assert round(stamps[2] * 1e9) != stamps_ns[2]
-    record = ledger.record(stamp=stamps[2], frame_id='c', frame_index=2, top=[('a', 0.5)])
-    assert record.stamp_ns == stamps_ns[2] and record.frame == 12
-    # Evicted entries fall back to the recogniser's values.
-    old = ledger.record(stamp=stamps[0], frame_id='c', frame_index=0, top=[])
-    assert old.frame == 0

@@ -6,8 +6,8 @@ import torch
 
 from action_recognition.models import create_model
 from action_recognition.runtime.backends import TorchBackend
+from action_recognition.runtime.protocol import StreamingBackend
 from action_recognition.runtime.recognizer import Recognizer
-from action_recognition.runtime.streaming import StreamingEcoBackend
 from action_recognition.spec import ModelSpec
 
 
@@ -17,9 +17,9 @@ def _model(spec):
                         num_frames=spec.num_frames).eval()
 
 
-class Counting(StreamingEcoBackend):
+class Counting(TorchBackend):
     def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, streaming=True, **kwargs)
         self.frames_2d = 0
 
     def frame_features(self, frames):
@@ -42,8 +42,8 @@ def test_streaming_equals_full_recomputation(frame_stride, hop):
     compared = 0
     for i in range(num_frames):
         frame = rng.integers(0, 256, (120, 150, 3), dtype=np.uint8)
-        a = stream_rec.push(frame, i / 30)
-        b = full_rec.push(frame, i / 30)
+        a = stream_rec.push(frame, i * 33_333_333)
+        b = full_rec.push(frame, i * 33_333_333)
         assert (a is None) == (b is None)
         if a is not None:
             assert a.frame_index == b.frame_index
@@ -64,7 +64,7 @@ def test_streaming_backend_full_infer_matches_model():
     spec = ModelSpec(model='eco_lite_add_small', num_classes=3, num_frames=4,
                      input_size=(112, 112), resize_short=112)
     model = _model(spec)
-    backend = StreamingEcoBackend(model, spec)
+    backend = TorchBackend(model, spec, streaming=True)
     frames = np.random.default_rng(0).integers(0, 256, (8, 3, 112, 112), dtype=np.uint8)
     expected = TorchBackend(model, spec).infer(frames)
     np.testing.assert_allclose(backend.infer(frames), expected, atol=1e-5)
@@ -76,7 +76,7 @@ def test_models_without_a_2d_3d_split_are_refused():
     spec = ModelSpec(model='tiny', num_classes=3, num_frames=2, input_size=(8, 8),
                      resize_short=8)
     with pytest.raises(ValueError, match='forward_2d'):
-        StreamingEcoBackend(torch.nn.Linear(3, 3), spec)
+        TorchBackend(torch.nn.Linear(3, 3), spec, streaming=True)
 
 
 def test_load_backend_streaming_from_a_checkpoint(tmp_path):
@@ -89,7 +89,9 @@ def test_load_backend_streaming_from_a_checkpoint(tmp_path):
     path = save_checkpoint(tmp_path / 'm.pt', {'spec': spec.to_dict(),
                                                'model_state': _model(spec).state_dict()})
     backend = load_backend(path, streaming=True)
-    assert isinstance(backend, StreamingEcoBackend) and Recognizer(backend).streaming
+    assert isinstance(backend, StreamingBackend) and backend.streaming
+    assert Recognizer(backend).streaming
+    assert not Recognizer(load_backend(path)).streaming
     bogus = tmp_path / 'm.onnx'
     bogus.write_bytes(b'x')
     with pytest.raises(ModelLoadError, match='streaming'):

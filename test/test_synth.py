@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from action_recognition.cli import main as cli_main
+from action_recognition.data.clips import synthetic_clips
 from action_recognition.data.synth import CLASSES
 from action_recognition.data.synth import clip_rng
 from action_recognition.data.synth import generate_clip
@@ -247,3 +248,18 @@ def test_synth_command(tmp_path, capsys):
     assert video.shape == (3, 16, 16, 3)
     assert np.abs(video.astype(int) - expected).mean() < 6  # MJPEG: close, not exact
     assert cli_main(['synth', '--out', str(tmp_path), '--per-class', '1']) == 2
+
+
+def test_synthetic_clips_are_the_generated_clips_prepared_for_the_spec():
+    labels = tuple(reversed(CLASSES))
+    spec = ModelSpec(model='tiny', num_classes=11, num_frames=4, frame_stride=2, labels=labels,
+                     input_size=(32, 32), resize_short=36)
+    clips, got = synthetic_clips(spec, 3, seed=5)
+    raw, raw_labels = generate_clips(3, seed=5, frames=spec.clip_span, size=36)
+    assert clips.shape == (3, 4, 3, 32, 32) and clips.dtype == np.uint8
+    # Frame t of a clip is raw frame stride * t, centre-cropped (36 -> 32), channels first.
+    assert np.array_equal(clips[1, 2], raw[1, 4, 2:34, 2:34].transpose(2, 0, 1))
+    assert got is not None and [labels[i] for i in got] == [CLASSES[k] for k in raw_labels]
+    other = ModelSpec(model='tiny', num_classes=2, num_frames=4, labels=('a', 'b'),
+                      input_size=(32, 32), resize_short=36)
+    assert synthetic_clips(other, 2, seed=5)[1] is None

@@ -30,9 +30,15 @@ from action_recognition import cli
 from action_recognition.data import synth
 from action_recognition.data.preprocess import Normalize
 from action_recognition.io import checkpoint as ckpt
-from action_recognition.training import train as training
 from action_recognition.training.config import load_config
 from action_recognition.training.config import make_spec
+from action_recognition.training.data import build_dataset
+from action_recognition.training.model import build_model
+from action_recognition.training.model import load_pretrained
+from action_recognition.training.model import set_bn_mode
+from action_recognition.training.optim import build_optimizer
+from action_recognition.training.optim import lr_factor
+from action_recognition.training.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 CI_CONFIG = ROOT / 'config' / 'training' / 'synthetic_ci.yaml'
@@ -88,7 +94,7 @@ def _build_tiny(spec):
 
 
 def _held_out(config, spec, reverse=False):
-    split = training.build_dataset(config, spec, train=False)
+    split = build_dataset(config, spec, train=False)
     clips, labels = zip(*(split.dataset[i] for i in range(len(split.dataset))))
     clips = torch.stack(clips)
     if reverse:
@@ -119,7 +125,7 @@ def test_4d_model_learns_motion_and_tsn_does_not(tmp_path):
     overrides = [f'output_dir={tmp_path / "eco"}', 'progress=false', 'tensorboard=false']
     config = load_config(CI_CONFIG, overrides)
     assert config.model.name == 'eco_lite_add_small'
-    result = training.train(config)
+    result = train(config)
     print('4D model:', [(r['epoch'], r.get('val_top1')) for r in result['history']])
     print('per class:', dict(zip(synth.CLASSES, result['last']['per_class_top1'])))
     assert result['last']['top1'] >= MIN_TOP1, result['history']
@@ -142,8 +148,7 @@ def test_4d_model_learns_motion_and_tsn_does_not(tmp_path):
     # TSN-style frame averaging, trained the same way (fewer epochs: it has nothing to learn).
     tsn_config = load_config(CI_CONFIG, [*overrides, f'output_dir={tmp_path / "tsn"}',
                                          'epochs=3', 'model.name=tsn_small_in_test'])
-    training.train(tsn_config,
-                   model_builder=lambda s: FrameAverage(s.num_classes, s.num_frames))
+    train(tsn_config, model_builder=lambda s: FrameAverage(s.num_classes, s.num_frames))
     tsn_spec = make_spec(tsn_config, synth.CLASSES)
     tsn = FrameAverage(tsn_spec.num_classes, tsn_spec.num_frames)
     tsn.load_state_dict(ckpt.load_checkpoint(tmp_path / 'tsn' / 'last.pt')['model_state'])
@@ -172,7 +177,7 @@ def test_cli_train_resume_is_exact_and_eval_writes_reports(tmp_path, capsys):
 
     config = load_config(None, [*TINY, f'output_dir={killed}'])
     with pytest.raises(KilledError):
-        training.train(config, on_epoch_end=kill_after_first)
+        train(config, on_epoch_end=kill_after_first)
     assert ckpt.load_checkpoint(killed / 'last.pt')['epoch'] == 1
     assert cli.main(['train', *TINY, f'output_dir={killed}', '--resume']) == 0
 
@@ -248,7 +253,7 @@ def test_cli_train_refuses_another_runs_folder_without_force(tmp_path, capsys):
     config = load_config(None, [*TINY, 'epochs=2', 'eval_every=2', 'tensorboard=false',
                                 'seed=5', f'output_dir={tmp_path}'])
     with pytest.raises(StopError):
-        training.train(config, force=True, on_epoch_end=stop)
+        train(config, force=True, on_epoch_end=stop)
     assert ckpt.load_checkpoint(tmp_path / 'last.pt')['config']['seed'] == 5
     assert cli.main([*args, 'seed=5', '--force']) == 0
     assert ckpt.load_checkpoint(tmp_path / 'best.pt')['config']['seed'] == 5
@@ -258,7 +263,7 @@ def test_cli_train_refuses_another_runs_folder_without_force(tmp_path, capsys):
 
 def test_resume_restores_a_best_pt_that_lags_behind(tmp_path, caplog):
     config = load_config(None, [*TINY, 'tensorboard=false', f'output_dir={tmp_path}'])
-    training.train(config)
+    train(config)
     last = ckpt.load_checkpoint(tmp_path / 'last.pt')
     assert last['epoch'] == 2 and last['metrics']['best_epoch'] in (1, 2)
     resume = ['train', *TINY, 'tensorboard=false', f'output_dir={tmp_path}', '--resume']
@@ -288,17 +293,17 @@ def test_resume_restores_a_best_pt_that_lags_behind(tmp_path, caplog):
 
 def test_resume_refuses_another_model(tmp_path):
     config = load_config(None, [*TINY, 'epochs=1', f'output_dir={tmp_path}', 'tensorboard=false'])
-    training.train(config)
+    train(config)
     other = load_config(None, [*TINY, 'epochs=2', 'model.num_frames=2',
                                f'output_dir={tmp_path}'])
     with pytest.raises(ValueError, match='different model spec'):
-        training.train(other, resume='auto')
+        train(other, resume='auto')
 
 
 def test_lr_schedule_warmup_then_cosine():
     kwargs = {'total_steps': 100, 'warmup_steps': 10, 'warmup_start': 0.1,
               'schedule': 'cosine', 'min_factor': 0.01}
-    factors = [training.lr_factor(s, **kwargs) for s in range(101)]
+    factors = [lr_factor(s, **kwargs) for s in range(101)]
     assert factors[0] == pytest.approx(0.1)
     assert factors[5] == pytest.approx(0.55)
     assert factors[10] == pytest.approx(1.0)
@@ -307,20 +312,20 @@ def test_lr_schedule_warmup_then_cosine():
     assert all(a >= b for a, b in itertools.pairwise(factors[10:]))
     assert all(a < b for a, b in itertools.pairwise(factors[:11]))
     constant = {**kwargs, 'schedule': 'constant'}
-    assert training.lr_factor(80, **constant) == 1.0
+    assert lr_factor(80, **constant) == 1.0
 
 
 def test_optimizers_and_weight_decay_groups():
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
     config = load_config(None, ['optim.optimizer=sgd', 'optim.weight_decay=0.001',
                                 'optim.momentum=0.8', 'optim.nesterov=true'])
-    sgd = training.build_optimizer(model, config)
+    sgd = build_optimizer(model, config)
     assert isinstance(sgd, torch.optim.SGD)
     assert sgd.param_groups[0]['weight_decay'] == 0.001
     assert sgd.param_groups[0]['nesterov'] and sgd.param_groups[0]['momentum'] == 0.8
     assert [p.ndim for p in sgd.param_groups[0]['params']] == [4]
     assert sgd.param_groups[1]['weight_decay'] == 0.0 and len(sgd.param_groups[1]['params']) == 3
-    adamw = training.build_optimizer(model, load_config(None, ['optim.optimizer=adamw']))
+    adamw = build_optimizer(model, load_config(None, ['optim.optimizer=adamw']))
     assert isinstance(adamw, torch.optim.AdamW)
 
 
@@ -332,9 +337,9 @@ def test_partial_and_frozen_bn_and_frozen_module():
         return [m for m in module.modules() if isinstance(m, nn.BatchNorm2d)]
 
     frozen_cfg = load_config(None, [*base, 'model.bn_mode=frozen', 'model.bn_module=net2d'])
-    model = training.build_model(frozen_cfg, spec)
+    model = build_model(frozen_cfg, spec)
     model.train()
-    training.set_bn_mode(model, frozen_cfg)
+    set_bn_mode(model, frozen_cfg)
     net2d_bns = bn_layers(model.net2d)
     assert net2d_bns and all(not bn.training for bn in net2d_bns)
     assert all(not p.requires_grad for bn in net2d_bns for p in bn.parameters())
@@ -344,16 +349,16 @@ def test_partial_and_frozen_bn_and_frozen_module():
     assert all(torch.equal(a, bn.running_mean) for a, bn in zip(before, net2d_bns))
 
     partial_cfg = load_config(None, [*base, 'model.bn_mode=partial'])
-    model = training.build_model(partial_cfg, spec)
+    model = build_model(partial_cfg, spec)
     model.train()
-    training.set_bn_mode(model, partial_cfg)
+    set_bn_mode(model, partial_cfg)
     layers = bn_layers(model)
     assert layers[0].training and layers[0].weight.requires_grad
     assert all(not bn.training and not bn.weight.requires_grad for bn in layers[1:])
 
     freeze_cfg = load_config(None, [*base, 'model.freeze_module=net2d'])
-    model = training.build_model(freeze_cfg, spec)
-    optimizer = training.build_optimizer(model, freeze_cfg)
+    model = build_model(freeze_cfg, spec)
+    optimizer = build_optimizer(model, freeze_cfg)
     trained = {id(p) for group in optimizer.param_groups for p in group['params']}
     assert not any(id(p) in trained for p in model.net2d.parameters())
     assert all(id(p) in trained for p in model.net3d.parameters())
@@ -363,7 +368,7 @@ def test_pretrained_weights_load_from_a_local_file(tmp_path):
     config = load_config(None, ['model.options={width_mult: 0.125}', 'model.num_frames=4'])
     spec = make_spec(config, synth.CLASSES)
     torch.manual_seed(1)
-    source = training.build_model(config, spec)
+    source = build_model(config, spec)
     state = {f'module.{k}': v for k, v in source.net2d.state_dict().items()}
     state['module.fc.weight'] = torch.zeros(1000, 96)  # an ImageNet head: skipped
     path = tmp_path / 'imagenet.pth'
@@ -371,15 +376,15 @@ def test_pretrained_weights_load_from_a_local_file(tmp_path):
     torch.manual_seed(2)
     cfg = load_config(None, ['model.options={width_mult: 0.125}', 'model.num_frames=4',
                              f'model.pretrained={path}', 'model.pretrained_module=net2d'])
-    target = training.build_model(cfg, spec)
+    target = build_model(cfg, spec)
     for key, value in source.net2d.state_dict().items():
         assert torch.equal(target.net2d.state_dict()[key], value), key
     assert not torch.equal(target.net3d.fc.weight, source.net3d.fc.weight)
     torch.save({'other.weight': torch.zeros(3)}, tmp_path / 'wrong.pth')
     with pytest.raises(ValueError, match='none of the'):
-        training.load_pretrained(target, tmp_path / 'wrong.pth', 'net2d')
+        load_pretrained(target, tmp_path / 'wrong.pth', 'net2d')
     with pytest.raises(FileNotFoundError):
-        training.load_pretrained(target, tmp_path / 'absent.pth')
+        load_pretrained(target, tmp_path / 'absent.pth')
 
 
 def _free_port():
@@ -393,7 +398,7 @@ def _ddp_worker(rank, world_size, port, overrides, queue):
                       MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
     torch.set_num_threads(1)
     try:
-        result = training.train(load_config(None, overrides), model_builder=_build_tiny)
+        result = train(load_config(None, overrides), model_builder=_build_tiny)
         queue.put((rank, result['last']['top1'], None))
     except Exception as error:  # reported to the parent
         queue.put((rank, None, repr(error)))
@@ -405,8 +410,8 @@ def _ddp_worker(rank, world_size, port, overrides, queue):
 def test_two_process_gloo_run_matches_one_process(tmp_path):
     # Without batch norm or dropout, 2 processes x 4 clips take the same steps as 1 x 8 clips.
     common = [*TINY, 'tensorboard=false', 'optim.clip_grad_norm=0', 'dataset.val_per_class=3']
-    single = training.train(load_config(None, [*common, f'output_dir={tmp_path / "one"}']),
-                            model_builder=_build_tiny)
+    single = train(load_config(None, [*common, f'output_dir={tmp_path / "one"}']),
+                   model_builder=_build_tiny)
     ctx = mp.get_context('fork')
     queue = ctx.Queue()
     overrides = [*common, f'output_dir={tmp_path / "two"}']

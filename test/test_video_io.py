@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 
 from action_recognition.data import video as video_io
-from action_recognition.data.synth import write_video
 from action_recognition.data.video import count_frames
 from action_recognition.data.video import read_frame_folder
 from action_recognition.data.video import read_frames
 from action_recognition.data.video import read_video
 from action_recognition.data.video import VideoReadError
+from action_recognition.data.video import write_video
 
 
 @pytest.fixture

@@ -41,6 +41,17 @@ import numpy as np
 import torch
 from torch import nn
 
+from action_recognition.data.synth import CLASSES
+from action_recognition.deploy.convert import to_4d
+from action_recognition.deploy.export import export_onnx
+from action_recognition.deploy.export import synthetic_clips
+from action_recognition.models import create_model
+from action_recognition.models import model_info
+from action_recognition.models.analysis import count_macs
+from action_recognition.runtime.backends import load_checkpoint
+from action_recognition.runtime.backends import OnnxRuntimeBackend
+from action_recognition.runtime.backends import TorchBackend
+from action_recognition.runtime.recognizer import Recognizer
 from action_recognition.spec import ModelSpec
 
 __all__ = [
@@ -113,7 +124,7 @@ def _cpu_flags() -> set[str]:
 
 def machine_info() -> dict[str, Any]:
     """CPU model, cores, relevant ISA flags, library versions."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # optional heavy dependency: only to report its version
 
     name = platform.processor() or platform.machine()
     try:
@@ -185,7 +196,6 @@ def _peak_rss_mb() -> float | None:
 
 
 def _spec_for(model: str, frames: int, size: int, num_classes: int) -> ModelSpec:
-    from action_recognition.data.synth import CLASSES
 
     labels = CLASSES if num_classes == len(CLASSES) else ()
     return ModelSpec(model=model, num_classes=num_classes, num_frames=frames, labels=labels,
@@ -203,52 +213,23 @@ def _time_runs(fn: Any, warmup: int, repeats: int) -> list[float]:
     return times
 
 
-class _Bf16Backend:
-    """Torch eager with bfloat16 weights and activations (uint8 in, float32 logits out)."""
-
-    def __init__(self, model: nn.Module, spec: ModelSpec) -> None:
-        from action_recognition.models.deployed import DeployedModel
-        from action_recognition.runtime.backends import check_frames
-
-        self._check = check_frames
-        self.module = DeployedModel(copy.deepcopy(model), spec).eval().to(torch.bfloat16)
-        self.spec = spec
-        self.device = 'cpu'
-        self.name = 'torch-bf16'
-
-    @torch.inference_mode()
-    def infer(self, frames: Any) -> np.ndarray:
-        self._check(frames, self.spec)
-        tensor = torch.from_numpy(np.ascontiguousarray(frames)) \
-            if isinstance(frames, np.ndarray) else frames
-        return self.module(tensor).float().numpy()
-
-    def close(self) -> None:
-        pass
-
-
 def _make_backend(name: str, model: nn.Module, spec: ModelSpec, threads: int, workdir: Path,
                   exports: dict[str, Path], calibration_clips: int) -> Any:
-    from action_recognition.deploy.export import export_onnx
-    from action_recognition.runtime.backends import OnnxRuntimeBackend
-    from action_recognition.runtime.backends import TorchBackend
-    from action_recognition.runtime.streaming import StreamingEcoBackend
-
     if name == 'torch':
         return TorchBackend(model, spec)
     if name == 'torch-4d':
-        # The model as the Conv3d -> 4D converter rewrites it (deploy/convert.py): for a 5D
+        # The model as the Conv3d -> 4D converter rewrites it (deploy/convert/): for a 5D
         # model, its exact 4D-only twin, measured beside the original.
-        from action_recognition.deploy.convert import to_4d
 
         example = torch.randn(spec.num_frames, 3, *spec.input_size)
         return TorchBackend(to_4d(copy.deepcopy(model).eval(), example_input=example), spec)
     if name == 'torch-bf16':
         if not has_bf16():
             raise RuntimeError('this CPU has no bf16 support (avx512_bf16/amx_bf16)')
-        return _Bf16Backend(model, spec)
+        # bf16 converts the weights: a copy, so the fp32 model stays for the other backends.
+        return TorchBackend(copy.deepcopy(model), spec, precision='bf16')
     if name == 'torch-stream':
-        return StreamingEcoBackend(model, spec)
+        return TorchBackend(model, spec, streaming=True)
     if name.startswith('onnxruntime'):
         precision = name.split('-', 1)[1] if '-' in name else 'fp32'
         if precision not in exports:
@@ -265,18 +246,17 @@ def _make_backend(name: str, model: nn.Module, spec: ModelSpec, threads: int, wo
 
 def _stream_fps(backend: Any, spec: ModelSpec, hop: int, windows: int) -> float:
     """Frames/s of the recogniser over a stream giving ``windows`` clips every ``hop`` frames."""
-    from action_recognition.runtime.recognizer import Recognizer
 
     recognizer = Recognizer(backend, hop=hop, hysteresis=None)
     rng = np.random.default_rng(0)
     height, width = spec.input_size
     pool = rng.integers(0, 256, (8, height, width, 3), dtype=np.uint8)
     for i in range(spec.clip_span):  # fill the buffer (and the feature cache)
-        recognizer.push(pool[i % len(pool)], i / 30)
+        recognizer.push(pool[i % len(pool)], i * 33_333_333)
     count = hop * windows
     start = time.perf_counter()
     for i in range(spec.clip_span, spec.clip_span + count):
-        recognizer.push(pool[i % len(pool)], i / 30)
+        recognizer.push(pool[i % len(pool)], i * 33_333_333)
     elapsed = time.perf_counter() - start
     if recognizer.clips_run != windows + 1:
         raise RuntimeError(f'streaming ran {recognizer.clips_run} clips, expected {windows + 1}')
@@ -300,14 +280,8 @@ def run_bench(*, models: list[str], backends: list[str], frames: list[int], size
               eval_clips: int = 11, checkpoints: dict[str, str] | None = None,
               progress: bool = True) -> BenchResult:
     """Measure every combination; see the module docstring."""
-    from tqdm import tqdm
+    from tqdm import tqdm  # progress bar, loaded when a benchmark runs
 
-    from action_recognition.deploy.export import synthetic_clips
-    from action_recognition.models import create_model
-    from action_recognition.models import model_info
-    from action_recognition.models.analysis import count_macs
-    from action_recognition.runtime.backends import load_checkpoint
-    from action_recognition.runtime.backends import TorchBackend
 
     start = time.perf_counter()
     checkpoints = checkpoints or {}
@@ -432,7 +406,7 @@ def format_table(result: BenchResult) -> str:
 
 def plot(result: BenchResult, path: str | os.PathLike[str]) -> None:
     """A bar chart of clips/s per model and backend (one panel per thread count)."""
-    import matplotlib
+    import matplotlib  # optional heavy dependency: only for the chart
 
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt

@@ -1,5 +1,6 @@
 """``action-recognition bench``: benchmark models and backends (see
-:mod:`action_recognition.bench.inference`)."""
+:mod:`action_recognition.bench.inference`), or with ``--node-core`` the node core's per-frame
+CPU cost (:mod:`action_recognition.node.bench`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from action_recognition.bench.inference import DEFAULT_MODELS
 from action_recognition.bench.inference import format_table
 from action_recognition.bench.inference import plot
 from action_recognition.bench.inference import run_bench
+from action_recognition.node.bench import measure_node_core
+from action_recognition.runtime.backends import ModelLoadError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,11 +44,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--json', type=Path, help='write the results as JSON')
     parser.add_argument('--plot', type=Path, help='write a PNG chart')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+    parser.add_argument('--node-core', action='store_true',
+                        help="measure the node core's CPU time per frame instead (hop 1, the "
+                             'shipped model or the first --checkpoint; --size sets the frames)')
+
+
+def _node_core(args: argparse.Namespace, checkpoints: dict[str, str]) -> int:
+    model = next(iter(checkpoints.values()), '')
+    print('| frames | hop | frames measured | CPU us/frame | without inference | inference |')
+    print('|---|---|---|---|---|---|')
+    for size in args.size:
+        cost = measure_node_core(model_path=model, size=size, hop=1,
+                                 repeats=max(args.repeats, 1))
+        print(f'| {cost.size}x{cost.size} | {cost.hop} | {cost.frames} | {cost.total_us:.0f} | '
+              f'{cost.overhead_us:.0f} | {cost.inference_us:.0f} |')
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
-    from action_recognition.runtime.backends import ModelLoadError
-
     checkpoints = {}
     for item in args.checkpoint:
         name, sep, path = item.partition('=')
@@ -53,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
             print(f'error: --checkpoint expects NAME=PATH, got {item!r}')
             return 2
         checkpoints[name] = path
+    if args.node_core:
+        return _node_core(args, checkpoints)
     try:
         result = run_bench(
             models=args.models, backends=args.backends, frames=args.frames, sizes=args.size,

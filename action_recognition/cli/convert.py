@@ -37,6 +37,18 @@ from typing import Any
 
 import torch
 from torch import nn
+import yaml
+
+# The converter package as a module (not its names): tests replace its export_onnx_4d.
+from action_recognition.deploy import convert as converter
+from action_recognition.deploy.convert import ConversionError
+from action_recognition.deploy.convert import fold_input
+from action_recognition.deploy.convert import max_abs_diff
+from action_recognition.deploy.convert import to_4d
+from action_recognition.files import atomic_path
+from action_recognition.files import check_output
+from action_recognition.models import create_model
+from action_recognition.models import model_info
 
 __all__ = ['add_arguments', 'run', 'load_module_file', 'UntrustedModuleFileError']
 
@@ -115,8 +127,7 @@ def load_module_file(path: str | Path, *, trust: bool = False) -> nn.Module:
 
 
 def _options(items: list[str]) -> dict[str, Any]:
-    import yaml
-
+    """``--option KEY=VALUE`` items as builder keywords (values read as YAML)."""
     options: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition('=')
@@ -127,11 +138,10 @@ def _options(items: list[str]) -> dict[str, Any]:
 
 
 def _build(args: argparse.Namespace) -> tuple[nn.Module, torch.Tensor]:
+    """The model to convert (eval mode) and a random example input: a clip
+    ``[B, C, T, S, S]`` or frames ``[B*T, C, S, S]`` (``--input-layout``)."""
     frames, size, layout = args.frames, args.size, args.input_layout
     if args.model:
-        from action_recognition.models import create_model
-        from action_recognition.models import model_info
-
         reference = model_info(args.model).reference
         frames = frames or (reference.num_frames if reference else 8)
         size = size or (reference.input_size[0] if reference else 112)
@@ -158,14 +168,6 @@ def _build(args: argparse.Namespace) -> tuple[nn.Module, torch.Tensor]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from action_recognition.deploy.convert import ConversionError
-    from action_recognition.deploy.convert import export_onnx_4d
-    from action_recognition.deploy.convert import fold_input
-    from action_recognition.deploy.convert import max_abs_diff
-    from action_recognition.deploy.convert import to_4d
-    from action_recognition.files import atomic_path
-    from action_recognition.files import check_output
-
     output = Path(args.output)
     if output.suffix not in ('.pt', '.onnx'):
         print(f'error: --output must end in .pt or .onnx, got {output}', file=sys.stderr)
@@ -193,8 +195,8 @@ def run(args: argparse.Namespace) -> int:
                   'weights_only=False) runs code from it, load only your own)')
             return 0
         with atomic_path(output, force=args.force) as temporary:
-            problems = export_onnx_4d(converted, fold_input(example), temporary,
-                                      opset=args.opset)
+            problems = converter.export_onnx_4d(converted, fold_input(example), temporary,
+                                                opset=args.opset)
             if problems:
                 raise _NotFourDError(problems)
     except _NotFourDError as refused:

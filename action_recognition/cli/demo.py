@@ -20,10 +20,10 @@ import numpy as np
 from tqdm import tqdm
 
 from action_recognition.data import synth
+from action_recognition.io.model_files import default_model_path
 from action_recognition.runtime.backends import load_backend
 from action_recognition.runtime.backends import ModelLoadError
 from action_recognition.runtime.recognizer import Recognizer
-from action_recognition.runtime.run import default_model_path
 from action_recognition.runtime.sinks import annotate
 
 LOGGER = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
             truth = synth.CLASSES[int(targets[index])]
             recognition = None
             for t, frame in enumerate(clips[index]):
-                result = recognizer.push(frame, stamp=index * 10.0 + t / FPS)
+                result = recognizer.push(frame, round((index * 10.0 + t / FPS) * 1e9))
                 recognition = result or recognition
             if recognition is None or not recognition.top:
                 print(f'demo: no recognition for clip {index} ({truth})', file=sys.stderr)

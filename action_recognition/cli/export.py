@@ -14,6 +14,10 @@ from action_recognition.deploy.export import DEFAULT_OPSET
 from action_recognition.deploy.export import export_onnx
 from action_recognition.deploy.export import ExportError
 from action_recognition.files import check_output
+from action_recognition.models import create_model
+from action_recognition.models import model_info
+from action_recognition.runtime.backends import load_checkpoint
+from action_recognition.runtime.backends import ModelLoadError
 from action_recognition.spec import ModelSpec
 
 
@@ -77,11 +81,6 @@ def _check_consistent(args: argparse.Namespace, spec: ModelSpec) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from action_recognition.models import create_model
-    from action_recognition.models import model_info
-    from action_recognition.runtime.backends import load_checkpoint
-    from action_recognition.runtime.backends import ModelLoadError
-
     if args.calibration is not None and not args.int8:
         print('error: --calibration is only used with --int8')
         return 2

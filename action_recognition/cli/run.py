@@ -1,7 +1,6 @@
 """``action-recognition run``: recognise actions in a video, a camera or a rosbag2 recording.
 
 ::
-
     action-recognition run --source clip.mp4 --output actions.jsonl
     action-recognition run --source 0 --output annotated.mp4 --max-frames 300
     action-recognition run --source recording/ --image-topic /camera/image_raw \\
@@ -11,16 +10,22 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 import sys
 
 from action_recognition.data.images import DEFAULT_MAX_PIXELS
 from action_recognition.files import check_output
+from action_recognition.io.model_files import default_model_path
+from action_recognition.runtime.backends import load_backend
+from action_recognition.runtime.backends import ModelLoadError
 from action_recognition.runtime.run import build_recognizer
-from action_recognition.runtime.run import default_model_path
-from action_recognition.runtime.run import LOGGER
 from action_recognition.runtime.run import run_stream
+from action_recognition.runtime.sinks import open_sink
 from action_recognition.runtime.sinks import output_target
+from action_recognition.runtime.sources import open_source
+
+LOGGER = logging.getLogger('action_recognition.run')
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -67,11 +72,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from action_recognition.runtime.backends import load_backend
-    from action_recognition.runtime.backends import ModelLoadError
-    from action_recognition.runtime.sinks import open_sink
-    from action_recognition.runtime.sources import open_source
-
     problems = []
     if args.hop < 1:
         problems.append(f'--hop must be >= 1, got {args.hop}')

@@ -1,7 +1,6 @@
 """``action-recognition synth``: write the synthetic temporal-actions data set.
 
 Example::
-
     action-recognition synth --out data/synth --per-class 50 --seed 0 --frames 16 --size 112
 
 writes ``data/synth/videos/<class>/v_<class>_g<GG>_c<CC>.avi`` and
@@ -22,6 +21,8 @@ from pathlib import Path
 import sys
 import time
 
+from action_recognition.data.synth import CLASSES
+from action_recognition.data.synth import write_dataset
 from action_recognition.files import atomic_dir
 
 _LOG = logging.getLogger(__name__)
@@ -65,9 +66,6 @@ def _refusal(out: Path, *, force: bool) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from action_recognition.data.synth import CLASSES
-    from action_recognition.data.synth import write_dataset
-
     problems = []
     if args.per_class < 2:
         problems.append(f'--per-class must be >= 2, got {args.per_class}')

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
-
-import torch.distributed as dist
 
 from action_recognition.io import checkpoint as ckpt
 from action_recognition.training.config import load_config
+from action_recognition.training.distributed import env_rank
+from action_recognition.training.distributed import shutdown_distributed
 from action_recognition.training.train import train
 
 
@@ -44,9 +43,8 @@ def run(args: argparse.Namespace) -> int:
         print(f'error: {message}', file=sys.stderr)
         return 2
     finally:
-        if dist.is_available() and dist.is_initialized():
-            dist.destroy_process_group()
-    if int(os.environ.get('RANK', '0')) == 0:
+        shutdown_distributed()
+    if env_rank() == 0:
         print(f'best held-out top-1 {result["best_top1"]:.2f}%; checkpoint '
               f'{result["checkpoint"]}')
     return 0

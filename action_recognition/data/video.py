@@ -1,4 +1,5 @@
-"""Reading videos and frame folders into ``uint8`` RGB arrays.
+"""Reading videos and frame folders into ``uint8`` RGB arrays ``[N, H, W, 3]``, and writing
+clips to video files (:func:`write_video`).
 
 Videos are decoded with PyAV; when PyAV cannot open or decode a file, OpenCV is tried before
 giving up. Every failure (missing, empty, unreadable or corrupt file) raises
@@ -9,6 +10,9 @@ Frame folders (one image per frame, e.g. Something-Something V1 ``00001.jpg`` ..
 directly with OpenCV: with a ``template`` (``'{:05d}.jpg'``, numbered from ``start``) only the
 requested files are opened; without one, the folder's images in natural (numeric) order are the
 frames.
+
+:func:`write_video` writes ``uint8`` RGB ``[T, H, W, 3]`` to an AVI file (lossless FFV1 or MJPEG)
+that both PyAV and OpenCV read back.
 """
 
 from __future__ import annotations
@@ -18,12 +22,13 @@ import os
 from pathlib import Path
 import re
 
+import av
 import cv2
 import numpy as np
 
 __all__ = [
     'VideoReadError', 'read_video', 'read_frames', 'count_frames', 'read_frame_folder',
-    'count_folder_frames', 'list_frame_files',
+    'count_folder_frames', 'list_frame_files', 'CODECS', 'write_video',
 ]
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp')
@@ -59,8 +64,6 @@ def _as_indices(indices: Sequence[int] | np.ndarray) -> np.ndarray:
 
 
 def _pyav_count(path: Path) -> int:
-    import av
-
     with av.open(str(path)) as container:
         if not container.streams.video:
             raise VideoReadError(path, 'no video stream')
@@ -73,8 +76,6 @@ def _pyav_count(path: Path) -> int:
 
 def _pyav_read(path: Path, wanted: set[int] | None, last: int | None) -> dict[int, np.ndarray]:
     """Decode frames ``0..last`` (all when ``last`` is None), keeping those in ``wanted``."""
-    import av
-
     out: dict[int, np.ndarray] = {}
     previous = None
     index = -1
@@ -274,3 +275,40 @@ def read_frame_folder(folder: str | os.PathLike[str], indices: Sequence[int] | n
     if len(shapes) > 1:
         raise VideoReadError(folder, f'frames of different sizes {sorted(shapes)}')
     return np.stack([cache[int(i)] for i in wanted])
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+CODECS: tuple[str, ...] = ('ffv1', 'mjpeg')
+
+
+def write_video(path: str | os.PathLike[str], clip: np.ndarray, *, fps: float = 25.0,
+                codec: str = 'ffv1') -> None:
+    """Write ``uint8`` RGB ``[T, H, W, 3]`` to an AVI file that PyAV and OpenCV both read.
+
+    ``codec='ffv1'``: lossless (decodes to exactly ``clip``; about 290 KB for 16 x 112 x 112
+    frames with sensor noise). ``'mjpeg'``: about 4x smaller, mean absolute error ~2 levels.
+    """
+    array = np.ascontiguousarray(clip)
+    if array.ndim != 4 or array.shape[3] != 3 or array.dtype != np.uint8:
+        raise ValueError(f'expected uint8 frames [T, H, W, 3], got {array.dtype} {array.shape}')
+    if codec not in CODECS:
+        raise ValueError(f'unknown codec {codec!r}; expected one of {CODECS}')
+    with av.open(str(path), 'w') as container:
+        stream = container.add_stream(codec, rate=round(fps))
+        if not isinstance(stream, av.VideoStream):  # pragma: no cover - both codecs are video
+            raise TypeError(f'{codec} did not give a video stream')
+        stream.width = array.shape[2]
+        stream.height = array.shape[1]
+        if codec == 'ffv1':
+            stream.pix_fmt = 'bgr0'
+        else:
+            stream.pix_fmt = 'yuvj444p'
+            stream.options = {'qmin': '1', 'qmax': '2'}
+        for frame in array:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format='rgb24')):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)

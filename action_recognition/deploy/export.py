@@ -19,44 +19,57 @@ Checks, all of which fail the export:
   constant has rank above 4 and no Conv has a 3D kernel. A model registered as not 4D-only (the
   ``*_5d`` references) is refused unless ``allow_5d=True`` (``--allow-5d``).
 - ONNX Runtime (CPU) against PyTorch on random clips (two clips per call, so the dynamic batch
-  axis is exercised): the max abs difference of the logits is printed; above ``1e-4`` in fp32
-  the export fails.
+  axis is exercised): the max abs difference of the logits is logged and reported; above
+  ``1e-4`` in fp32 the export fails.
 - Optional fp16 (weights and activations in float16, ``uint8`` in and float32 out kept) and int8
   (static QDQ, per-channel int8 weights and uint8 activations, calibrated on clips from
-  ``--calibration DIR`` or on synthetic clips); their agreement with fp32 and the accuracy change
-  on synthetic clips are reported.
+  ``--calibration DIR`` or on synthetic clips), see :mod:`~action_recognition.deploy.quantize`
+  and :mod:`~action_recognition.deploy.calibration`; their agreement with fp32 and the accuracy
+  change on synthetic clips (:func:`~action_recognition.data.clips.synthetic_clips`) are
+  reported.
+
+The graph is made by the package's one exporter, :func:`~action_recognition.deploy.onnx_export.
+export_graph`.
 
 Opset 17 (the default) runs on ONNX Runtime 1.14 and later, the versions JetPack 5/6 ship.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-import contextlib
 from dataclasses import dataclass
 from dataclasses import field
 import json
 import logging
 import os
 from pathlib import Path
-import tempfile
 import time
 from typing import Any
-import warnings
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import torch
 from torch import nn
 
-from action_recognition.data.preprocess import prepare_frame
+from action_recognition.data.clips import synthetic_clips
+from action_recognition.deploy.calibration import calibration_clips
+from action_recognition.deploy.calibration import calibration_clips_from
+from action_recognition.deploy.onnx_export import DEFAULT_OPSET
+from action_recognition.deploy.onnx_export import export_graph
+from action_recognition.deploy.onnx_export import ExportError
+from action_recognition.deploy.quantize import convert_to_fp16
+from action_recognition.deploy.quantize import quantize_int8
 from action_recognition.files import atomic_write_bytes
 from action_recognition.files import check_output
 from action_recognition.io.onnx_check import check_onnx_4d_only
 from action_recognition.io.onnx_check import max_rank
+from action_recognition.models import model_info
 from action_recognition.models.deployed import DeployedModel
 from action_recognition.spec import ModelSpec
 from action_recognition.spec import SPEC_METADATA_KEY
 
+# synthetic_clips (now in data.clips), calibration_clips, convert_to_fp16, quantize_int8 and
+# ExportError are re-exported: this module was their home, and callers import them from here.
 __all__ = [
     'ExportError', 'ExportReport', 'export_onnx', 'convert_to_fp16', 'quantize_int8',
     'synthetic_clips', 'calibration_clips', 'evaluate_onnx',
@@ -65,15 +78,10 @@ __all__ = [
 
 LOGGER = logging.getLogger(__name__)
 
-DEFAULT_OPSET = 17
 TOLERANCE = 1e-4
 INPUT_NAME = 'frames'
 OUTPUT_NAME = 'logits'
 _MAX_PROTO_BYTES = 2 ** 31 - 1
-
-
-class ExportError(RuntimeError):
-    """The model cannot be exported, or the exported file fails a check."""
 
 
 @dataclass
@@ -132,65 +140,6 @@ class ExportReport:
         return '\n'.join(lines)
 
 
-# ---------------------------------------------------------------------------------------------
-# Export
-
-
-@contextlib.contextmanager
-def _without_extra_state(module: nn.Module) -> Iterator[None]:
-    """Hide ``get_extra_state`` overrides while tracing.
-
-    The TorchScript tracer treats every state-dict entry as a tensor; a module keeping plain
-    data as extra state (a flag, a dict) breaks it. Extra state does not affect the graph.
-    """
-    classes = {type(m) for m in module.modules()
-               if type(m).get_extra_state is not nn.Module.get_extra_state}
-    saved = {cls: cls.__dict__.get('get_extra_state') for cls in classes}
-    try:
-        for cls in classes:
-            cls.get_extra_state = nn.Module.get_extra_state  # type: ignore[method-assign]
-        yield
-    finally:
-        for cls, original in saved.items():
-            if original is None:
-                del cls.get_extra_state
-            else:
-                cls.get_extra_state = original  # type: ignore[method-assign]
-
-
-def _torch_export(module: nn.Module, example: torch.Tensor, opset: int) -> Any:
-    """ONNX ``ModelProto`` of ``module``; TorchScript exporter first, dynamo as fallback."""
-    import onnx
-
-    with warnings.catch_warnings(), tempfile.TemporaryDirectory(prefix='ar_export_') as tmp:
-        warnings.simplefilter('ignore')
-        target = Path(tmp) / 'model.onnx'
-        try:
-            with _without_extra_state(module):
-                torch.onnx.export(
-                    module, (example,), str(target), dynamo=False, input_names=[INPUT_NAME],
-                    output_names=[OUTPUT_NAME], opset_version=opset, do_constant_folding=True,
-                    dynamic_axes={INPUT_NAME: {0: 'batch_x_frames'}, OUTPUT_NAME: {0: 'batch'}})
-            return onnx.load(target)
-        except Exception as legacy_error:  # the TorchScript exporter may be gone
-            LOGGER.info('TorchScript ONNX export failed (%s); trying the dynamo exporter',
-                        legacy_error)
-        batch = torch.export.Dim('batch_x_frames', min=1)
-        program = torch.onnx.export(
-            module, (example,), dynamo=True, input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME], opset_version=opset, dynamic_shapes=({0: batch},),
-            external_data=False)
-        if program is None:
-            raise ExportError('torch.onnx.export returned nothing')
-        proto = program.model_proto
-        version = next((o.version for o in proto.opset_import if o.domain in ('', 'ai.onnx')),
-                       None)
-        if version != opset:
-            LOGGER.warning('the dynamo exporter wrote opset %s, not the %s asked for', version,
-                           opset)
-        return proto
-
-
 def _metadata(spec: ModelSpec) -> dict[str, str]:
     return {
         SPEC_METADATA_KEY: spec.to_json(),
@@ -222,8 +171,6 @@ def _set_metadata(proto: Any, spec: ModelSpec) -> None:
 def _save(proto: Any, path: Path, *, force: bool) -> None:
     """Write one self-contained file (all weights inline, no external data), atomically
     through a uniquely named temporary; an existing ``path`` only with ``force``."""
-    import onnx
-
     data = proto.SerializeToString()
     if len(data) > _MAX_PROTO_BYTES:
         raise ExportError(f'the model is {len(data) / 1e9:.2f} GB, above the 2 GB a '
@@ -233,8 +180,7 @@ def _save(proto: Any, path: Path, *, force: bool) -> None:
 
 
 def _session(path_or_bytes: Path | bytes, threads: int | None = None) -> Any:
-    import onnxruntime as ort
-
+    """An ONNX Runtime session on the CPU (the checks run where the export runs)."""
     options = ort.SessionOptions()
     options.log_severity_level = 3
     if threads is not None:
@@ -263,8 +209,6 @@ def export_onnx(model: nn.Module, spec: ModelSpec, path: str | os.PathLike[str],
     existing ``path`` is refused (:class:`~action_recognition.files.OutputExistsError`) unless
     ``force``.
     """
-    from action_recognition.models import model_info
-
     start = time.perf_counter()
     if fp16 and int8:
         raise ExportError('choose one of fp16 and int8')
@@ -282,7 +226,9 @@ def export_onnx(model: nn.Module, spec: ModelSpec, path: str | os.PathLike[str],
     rng = np.random.default_rng(seed)
     example = torch.from_numpy(
         rng.integers(0, 256, (spec.num_frames, 3, height, width), dtype=np.uint8))
-    proto = _torch_export(module, example, opset)
+    proto = export_graph(module, example, opset=opset, input_name=INPUT_NAME,
+                         output_names=[OUTPUT_NAME], input_axis='batch_x_frames',
+                         output_axis='batch')
     _set_metadata(proto, spec)
     problems = check_onnx_4d_only(proto)
     if problems and not allow_5d:
@@ -300,8 +246,8 @@ def export_onnx(model: nn.Module, spec: ModelSpec, path: str | os.PathLike[str],
     if got.shape != expected.shape:
         raise ExportError(f'ONNX Runtime gives logits {got.shape}, PyTorch {expected.shape}')
     diff = float(np.abs(got - expected).max())
-    print(f'ONNX Runtime vs PyTorch (fp32): max abs diff {diff:.3g} '
-          f'(tolerance {tolerance:g})')
+    LOGGER.info('ONNX Runtime vs PyTorch (fp32): max abs diff %.3g (tolerance %g)', diff,
+                tolerance)
     if not diff <= tolerance:
         raise ExportError(f'ONNX Runtime and PyTorch disagree: max abs diff {diff:.3g} > '
                           f'{tolerance:g}')
@@ -363,212 +309,7 @@ def _compare(report: ExportReport, fp32_bytes: bytes, path: Path, spec: ModelSpe
                             'measured, only agreement with fp32')
 
 
-# ---------------------------------------------------------------------------------------------
-# Clips for calibration and evaluation
-
-
-def synthetic_clips(spec: ModelSpec, num_clips: int, *,
-                    seed: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
-    """``uint8`` clips ``[N, T, 3, h, w]`` of the synthetic benchmark prepared for ``spec``.
-
-    Labels (``int64 [N]``, indices into ``spec.labels``) are returned when the spec's labels
-    are the synthetic benchmark's classes, else ``None``.
-    """
-    from action_recognition.data.synth import CLASSES
-    from action_recognition.data.synth import generate_clips
-
-    size = spec.resize_short
-    raw, raw_labels = generate_clips(num_clips, seed=seed, frames=spec.clip_span, size=size)
-    picks = spec.frame_stride * np.arange(spec.num_frames)
-    clips = np.stack([
-        np.stack([prepare_frame(clip[i], spec) for i in picks]) for clip in raw])
-    labels = None
-    if spec.labels and set(spec.labels) == set(CLASSES):
-        index = {label: i for i, label in enumerate(spec.labels)}
-        labels = np.array([index[CLASSES[k]] for k in raw_labels], dtype=np.int64)
-    return np.ascontiguousarray(clips.transpose(0, 1, 4, 2, 3)), labels
-
-
-def _read_video(path: Path) -> np.ndarray:
-    import cv2
-
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    try:
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-    finally:
-        capture.release()
-    if not frames:
-        raise ValueError(f'no frames could be read from {path}')
-    return np.stack(frames)
-
-
-def calibration_clips(directory: str | os.PathLike[str], spec: ModelSpec,
-                      num_clips: int) -> np.ndarray:
-    """Up to ``num_clips`` clips ``uint8 [N, T, 3, h, w]`` from videos or ``.npy`` clips.
-
-    Files are found recursively (``.avi``, ``.mp4``, ``.mkv``, ``.webm``, ``.mov`` or ``.npy``
-    arrays ``uint8 [T, H, W, 3]``), spread evenly over the sorted list; one centre clip per file
-    sampled as the spec says.
-    """
-    from action_recognition.data.sampling import sample_indices
-
-    root = Path(directory)
-    if not root.is_dir():
-        raise ExportError(f'calibration directory not found: {root}')
-    suffixes = {'.avi', '.mp4', '.mkv', '.webm', '.mov', '.npy'}
-    files = sorted(p for p in root.rglob('*') if p.suffix.lower() in suffixes)
-    if not files:
-        raise ExportError(f'no videos or .npy clips in {root}')
-    chosen = [files[int(i)] for i in np.unique(
-        np.linspace(0, len(files) - 1, min(num_clips, len(files))).round().astype(int))]
-    clips = []
-    for file in chosen:
-        try:
-            video = np.load(file) if file.suffix == '.npy' else _read_video(file)
-            picks = sample_indices(spec, len(video))
-            clips.append(np.stack([prepare_frame(video[i], spec) for i in picks]))
-        except Exception as error:
-            LOGGER.warning('skipping calibration file %s: %s', file, error)
-    if not clips:
-        raise ExportError(f'no usable calibration clips in {root}')
-    return np.ascontiguousarray(np.stack(clips).transpose(0, 1, 4, 2, 3))
-
-
-def calibration_clips_from(directory: str | os.PathLike[str] | None, spec: ModelSpec,
-                           num_clips: int, *, seed: int = 0) -> np.ndarray:
-    if directory is not None:
-        return calibration_clips(directory, spec, num_clips)
-    return synthetic_clips(spec, num_clips, seed=seed)[0]
-
-
-# ---------------------------------------------------------------------------------------------
-# fp16 and int8
-
-
-def convert_to_fp16(proto: Any) -> Any:
-    """A float16 copy of an fp32 graph that keeps its IO types (uint8 in, float32 out).
-
-    Float initializers, ``Constant`` values, ``ConstantOfShape`` values and ``Cast`` to float
-    become float16; the output gets a final ``Cast`` back to float32. ``Resize`` scales stay
-    float32, as the operator requires.
-    """
-    import onnx
-    from onnx import helper
-    from onnx import numpy_helper
-
-    model = onnx.ModelProto()
-    model.CopyFrom(proto)
-    graph = model.graph
-    float_type = onnx.TensorProto.FLOAT
-    half_type = onnx.TensorProto.FLOAT16
-    keep_float = {node.input[2] for node in graph.node
-                  if node.op_type == 'Resize' and len(node.input) > 2}
-
-    def to_half(tensor: Any) -> Any:
-        array = numpy_helper.to_array(tensor).astype(np.float16)
-        return numpy_helper.from_array(array, tensor.name)
-
-    for i, init in enumerate(graph.initializer):
-        if init.data_type == float_type and init.name not in keep_float:
-            graph.initializer[i].CopyFrom(to_half(init))
-    for node in graph.node:
-        if node.op_type in ('Constant', 'ConstantOfShape'):
-            for attribute in node.attribute:
-                if attribute.type == onnx.AttributeProto.TENSOR and \
-                        attribute.t.data_type == float_type and \
-                        not set(node.output) & keep_float:
-                    attribute.t.CopyFrom(to_half(attribute.t))
-        if node.op_type == 'Cast':
-            for attribute in node.attribute:
-                if attribute.name == 'to' and attribute.i == float_type:
-                    attribute.i = half_type
-    for output in graph.output:
-        if output.type.tensor_type.elem_type != float_type:
-            continue
-        internal = output.name + '_fp16'
-        for node in graph.node:
-            for j, name in enumerate(node.output):
-                if name == output.name:
-                    node.output[j] = internal
-            for j, name in enumerate(node.input):
-                if name == output.name:
-                    node.input[j] = internal
-        graph.node.append(helper.make_node('Cast', [internal], [output.name], to=float_type,
-                                           name=output.name + '_to_float32'))
-    del graph.value_info[:]
-    return onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
-
-
-class _ClipReader:
-    """``CalibrationDataReader`` over ``uint8`` clips ``[N, T, 3, h, w]`` (one clip a call)."""
-
-    def __init__(self, clips: np.ndarray) -> None:
-        self._clips = clips
-        self._iter: Iterator[np.ndarray] = iter(clips)
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        clip = next(self._iter, None)
-        return None if clip is None else {INPUT_NAME: np.ascontiguousarray(clip)}
-
-    def rewind(self) -> None:
-        self._iter = iter(self._clips)
-
-
-def quantize_int8(proto: Any, clips: np.ndarray, *, per_channel: bool = True) -> Any:
-    """Static QDQ int8 copy of an fp32 graph calibrated on ``clips`` ``uint8 [N, T, 3, h, w]``.
-
-    Weights int8 (per output channel), activations uint8, MinMax calibration; the uint8 input
-    and float32 output are unchanged.
-    """
-    import onnx
-    from onnxruntime.quantization import CalibrationMethod
-    from onnxruntime.quantization import QuantFormat
-    from onnxruntime.quantization import quantize_static
-    from onnxruntime.quantization import QuantType
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    if len(clips) == 0:
-        raise ExportError('int8 quantisation needs at least one calibration clip')
-    with tempfile.TemporaryDirectory(prefix='ar_int8_') as tmp:
-        source = Path(tmp) / 'fp32.onnx'
-        prepared = Path(tmp) / 'fp32_prep.onnx'
-        target = Path(tmp) / 'int8.onnx'
-        onnx.save(proto, source)
-        try:
-            quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
-        except Exception as error:
-            LOGGER.info('quantisation pre-processing skipped: %s', error)
-            prepared = source
-        # Batch norms that could not be folded into a convolution stay in float.
-        keep_float = [node.name for node in onnx.load(prepared).graph.node
-                      if node.op_type == 'BatchNormalization']
-        root = logging.getLogger()
-        level = root.level
-        root.setLevel(logging.ERROR)  # the quantiser logs every bias copy on the root logger
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter('ignore')
-                quantize_static(
-                    str(prepared), str(target), _ClipReader(clips),
-                    quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
-                    weight_type=QuantType.QInt8, per_channel=per_channel,
-                    calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=keep_float,
-                    extra_options={'ActivationSymmetric': False, 'WeightSymmetric': True})
-        finally:
-            root.setLevel(level)
-        return onnx.load(target)
-
-
 def evaluate_onnx(path: str | os.PathLike[str], clips: np.ndarray,
                   spec: ModelSpec) -> np.ndarray:
     """Logits ``[N, classes]`` of an ONNX file on ``uint8`` clips ``[N, T, 3, h, w]`` (CPU)."""
     return _run(_session(Path(path)), clips, spec)
-
-
-# ---------------------------------------------------------------------------------------------
-# Command line

@@ -1,7 +1,6 @@
 """Training checkpoints: atomic writes, safe checked reads, and models rebuilt from their spec.
 
 A checkpoint is a ``torch.save`` dictionary::
-
     {'spec': ModelSpec.to_dict(),        # model name + options, labels, sampling, preprocessing
      'model_state': state_dict,           # without any DistributedDataParallel 'module.' prefix
      'optimizer': ..., 'scheduler': ..., 'scaler': ...,   # None where not used
@@ -30,6 +29,7 @@ import torch
 from torch import nn
 
 from action_recognition.files import atomic_path
+from action_recognition.models import create_model
 from action_recognition.serialization import CheckpointError
 from action_recognition.serialization import plain_data
 from action_recognition.serialization import safe_load
@@ -125,7 +125,6 @@ def load_model_from_checkpoint(
     Returns ``(model, spec)`` with the model in ``eval()`` mode on ``map_location``. The model
     takes frames ``[B*T, 3, H, W]`` normalised as ``spec`` says and returns ``[B, classes]``.
     """
-    from action_recognition.models import create_model
 
     state = load_checkpoint(path, map_location)
     spec = spec_from_checkpoint(state, path)

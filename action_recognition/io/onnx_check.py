@@ -19,6 +19,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import onnx
+from onnx import shape_inference
+
 __all__ = ['check_onnx_4d_only', 'max_rank', 'MAX_RANK']
 
 MAX_RANK = 4
@@ -31,7 +34,6 @@ _CONV_WEIGHT_INPUT = {'Conv': 1, 'ConvTranspose': 1, 'ConvInteger': 1, 'QLinearC
 
 def _subgraphs(graph: Any) -> Iterator[tuple[str, Any]]:
     """``(path, graph)`` for ``graph`` and, recursively, every sub-graph of its nodes."""
-    import onnx
 
     stack = [('', graph)]
     while stack:
@@ -61,8 +63,6 @@ def _value_rank(value_info: Any) -> int | None:
 
 
 def _infer(model_proto: Any) -> Any:
-    import onnx
-    from onnx import shape_inference
 
     try:
         return shape_inference.infer_shapes(model_proto, check_type=True, strict_mode=True,
@@ -79,7 +79,6 @@ def check_onnx_4d_only(model_proto: Any, *, limit: int = MAX_RANK) -> list[str]:
     Returns an empty list when, after shape inference, every input, output, intermediate value,
     initializer and constant has a known rank ``<= limit`` and no convolution has a 3D kernel.
     """
-    import onnx
 
     if not isinstance(model_proto, onnx.ModelProto):
         raise TypeError(f'expected an onnx.ModelProto, got {type(model_proto).__name__}')

@@ -6,23 +6,8 @@ blocks 1 and 3 of ``layer2``, blocks 1, 3 and 5 of ``layer3``, block 1 of ``laye
 the 3x3 convolution (with its BN and ReLU) is replaced by a CT-Module; the 1x1 convolutions
 around it stay (and load from ImageNet). The clip's frame logits are averaged (TSN consensus).
 
-CT-Module (``C = C1 x C2``, ``C1 = 2^floor(log2(C)/2)``, ``C2 = 2^ceil(log2(C)/2)``)::
-
-    x [B*T, C, H, W]   channel c = i*C2 + j   (i < C1, j < C2)
-      |-- sub-operation 1: mixes the C2 channels of each i (grouped convs, groups=C1)
-      |     spatial  1x3x3 conv -> BN -> ReLU -> spatial excitation   (Eq. 3, 6)
-      |     temporal 3x1x1 conv -> BN -> ReLU -> temporal excitation  (Eq. 4, 7)
-      |     sum (Eq. 5) -> channel excitation (Eq. 8)
-      |-- point-wise conv 1x1 (C -> C) -> BN -> ReLU     (between the sub-operations only)
-      |-- channel permutation (index_select): order c' = j*C1 + i
-      |-- sub-operation 2: mixes the C1 channels of each j (groups=C2), same structure
-      |-- inverse permutation
-    out [B*T, C, H, W]
-
-Tensor Excitation (appendix A.2, Fig. 4), reduction ``C/4``, every conv grouped like its
-sub-operation: spatial ``X * sigmoid(conv3x3(ReLU(BN(conv3x3(mean_T X)))))``, temporal
-``X * sigmoid(conv3x1(ReLU(BN(conv3x1(mean_HW X)))))``, channel
-``R * sigmoid(conv1x1(ReLU(BN(conv1x1(mean_HW R)))))`` (per frame).
+The CT-Module, Tensor Excitation and the ablation modules are in
+:mod:`~action_recognition.models.ct_blocks` (with the CT-Module's diagram).
 
 Choices where the text is ambiguous (the authors' code decides; it gives the counted figures of
 ``shared/papers/README.md``):
@@ -48,45 +33,53 @@ Ablation modules in the same positions (``block=``): ``'c3d'`` (full 3x3x3, BN, 
 ``'r2plus1d'`` (1x3x3 C->C, BN, ReLU, 3x1x1 C->C, BN, ReLU), ``'csn'`` (1x1x1, BN, ReLU,
 depthwise 3x3x3, BN, ReLU); ``pointwise=False`` and ``excitation=False`` give Table 2g's rows.
 
-Everything is 4D: temporal convolutions run on the ``[B, C, T, H*W]`` layout
-(:func:`~action_recognition.models.layers.to_temporal`, :class:`Conv3dAs4d`), the channel
-tensorization is a grouped ``Conv2d`` after an ``index_select`` permutation, and no tensor,
-parameter or buffer has rank above 4.
+Registered builders (``tsn_r50``, ``ct_net_r50``, ``ct_net_r101``) are rows of
+:data:`CTNET_VARIANTS` built by ``_create_ctnet``. Interface (timm's, shared with ECO-Lite, see
+:mod:`~action_recognition.models.interface`): ``forward_features(frames [B*T, 3, H, W])`` gives
+the pooled frame features ``[B*T, 2048]``, ``forward_head(features, pre_logits)`` the clip's
+logits ``[B, num_classes]`` (the average of the frame logits) or, with ``pre_logits``, the
+clip's average feature ``[B, 2048]``; ``reset_classifier(num_classes)`` replaces ``fc``.
+
+Everything is 4D (no tensor, parameter or buffer of rank above 4; see
+:mod:`~action_recognition.models.ct_blocks`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from collections.abc import Sequence
-import math
+from dataclasses import dataclass
 import os
 from typing import Any
+from typing import TYPE_CHECKING
+from typing import TypedDict
 
-import torch
 from torch import nn
 from torch import Tensor
 
-from action_recognition.models.layers import Conv3dAs4d
+from action_recognition.models.ct_blocks import BLOCK_TYPES
+from action_recognition.models.ct_blocks import init_video_modules
+from action_recognition.models.ct_blocks import video_module
+from action_recognition.models.ct_blocks import VideoBottleneck
+from action_recognition.models.interface import check_clip_frames
+from action_recognition.models.interface import new_classifier
 from action_recognition.models.registry import PaperReference
 from action_recognition.models.registry import register_model
 from action_recognition.models.resnet import Bottleneck
-from action_recognition.models.resnet import conv1x1
-from action_recognition.models.resnet import conv3x3
-from action_recognition.models.resnet import ImageNetLoadReport
 from action_recognition.models.resnet import init_resnet_weights
 from action_recognition.models.resnet import load_resnet_imagenet
 from action_recognition.models.resnet import ResNet2d
 from action_recognition.models.resnet import RESNET_STAGES
 
-__all__ = [
-    'channel_split', 'SpatialExcitation', 'TemporalExcitation', 'ChannelExcitation',
-    'TensorSeparableConv', 'CTModule', 'C3DModule', 'R2Plus1DModule', 'CSNModule',
-    'VideoBottleneck', 'CTNet', 'BLOCK_TYPES', 'REPLACED_BLOCKS', 'ABLATION_REFERENCES',
-    'TSN_R50_REFERENCE', 'CT_NET_R50_REFERENCE', 'CT_NET_R101_REFERENCE',
-    'load_resnet_imagenet', 'ImageNetLoadReport', 'tsn_r50', 'ct_net_r50', 'ct_net_r101',
-]
+if TYPE_CHECKING:  # typing_extensions: Required and Unpack are in typing from Python 3.11 only
+    from typing_extensions import Required
+    from typing_extensions import Unpack
 
-BLOCK_TYPES = ('ct', 'c3d', 'r2plus1d', 'csn')
+__all__ = [
+    'CTNet', 'CTNetVariant', 'CTNET_VARIANTS', 'CTNetArgs', 'TSNArgs', 'PretrainedWeights',
+    'REPLACED_BLOCKS', 'DEFAULT_DROPOUT', 'ABLATION_REFERENCES', 'TSN_R50_REFERENCE',
+    'CT_NET_R50_REFERENCE', 'CT_NET_R101_REFERENCE', 'tsn_r50', 'ct_net_r50', 'ct_net_r101',
+]
 
 # (stage, block) of the replaced bottlenecks, 0-based (stage 0 is layer1): every odd block of
 # every stage, as the authors' code does ("one of every two ResBlocks", Fig. 2c).
@@ -97,294 +90,8 @@ REPLACED_BLOCKS: dict[int, tuple[tuple[int, int], ...]] = {
 
 DEFAULT_DROPOUT = 0.3  # appendix A.1: 0.3 for Something-Something, 0.5 for Kinetics
 
-
-def channel_split(channels: int) -> tuple[int, int]:
-    """``C -> (C1, C2)`` with ``C1 = 2^floor(log2(C)/2)``, ``C2 = 2^ceil(log2(C)/2)``.
-
-    ``64 -> (8, 8)``, ``128 -> (8, 16)``, ``256 -> (16, 16)``, ``512 -> (16, 32)``. Raises
-    ``ValueError`` unless ``C`` is a power of two of at least 4.
-    """
-    if channels < 4 or channels & (channels - 1):
-        raise ValueError(f'CT-Module channels must be a power of two >= 4, got {channels}')
-    half = math.log2(channels) / 2
-    return 2 ** math.floor(half), 2 ** math.ceil(half)
-
-
-def _temporal_conv(in_channels: int, out_channels: int, groups: int) -> Conv3dAs4d:
-    """A 3x1x1 convolution (padding 1 in time, no bias) on frames, computed in 4D."""
-    return Conv3dAs4d(in_channels, out_channels, (3, 1, 1), padding=(1, 0, 0), groups=groups,
-                      bias=False)
-
-
-def _check_frames(x: Tensor, num_frames: int, channels: int) -> None:
-    if x.dim() != 4 or x.shape[1] != channels or x.shape[0] % num_frames:
-        raise ValueError(
-            f'expected frames [B*{num_frames}, {channels}, H, W], got {tuple(x.shape)}')
-
-
-class SpatialExcitation(nn.Module):
-    """Eq. 6: ``X * sigmoid(S-TSConv(T-Pool(X)))`` on frames ``[B*T, C, H, W]`` (same shape out).
-
-    The frames of a clip are averaged (``[B, C, H, W]``), two grouped 3x3 convs (``C -> C/r``
-    with BN and ReLU, ``C/r -> C``) and a sigmoid give one spatial map per clip and channel, which
-    multiplies every frame.
-    """
-
-    def __init__(self, channels: int, groups: int, num_frames: int, reduction: int = 4) -> None:
-        super().__init__()
-        hidden = channels // reduction
-        self.channels = channels
-        self.num_frames = num_frames
-        self.fc1 = conv3x3(channels, hidden, groups=groups)
-        self.bn = nn.BatchNorm2d(hidden)
-        self.relu = nn.ReLU(inplace=True)
-        self.fc2 = conv3x3(hidden, channels, groups=groups)
-
-    def forward(self, x: Tensor) -> Tensor:
-        frames, channels, height, width = x.shape
-        clips = frames // self.num_frames
-        pooled = x.reshape(clips, self.num_frames, -1).mean(1)  # [B, C*H*W]
-        pooled = pooled.reshape(clips, channels, height, width)
-        attention = torch.sigmoid(self.fc2(self.relu(self.bn(self.fc1(pooled)))))
-        out = x.reshape(clips, self.num_frames, channels, height * width) * attention.reshape(
-            clips, 1, channels, height * width)
-        return out.reshape(frames, channels, height, width)
-
-
-class TemporalExcitation(nn.Module):
-    """Eq. 7: ``X * sigmoid(T-TSConv(S-Pool(X)))`` on frames ``[B*T, C, H, W]`` (same shape out).
-
-    Each frame is averaged over ``H, W`` (``[B*T, C, 1, 1]``); two grouped 3x1x1 convs
-    (``C -> C/r`` with BN and ReLU, ``C/r -> C``) run along time and a sigmoid gives one weight per
-    frame and channel.
-    """
-
-    def __init__(self, channels: int, groups: int, num_frames: int, reduction: int = 4) -> None:
-        super().__init__()
-        hidden = channels // reduction
-        self.num_frames = num_frames
-        self.fc1 = _temporal_conv(channels, hidden, groups)
-        self.bn = nn.BatchNorm2d(hidden)
-        self.relu = nn.ReLU(inplace=True)
-        self.fc2 = _temporal_conv(hidden, channels, groups)
-
-    def forward(self, x: Tensor) -> Tensor:
-        pooled = x.mean((2, 3), keepdim=True)  # [B*T, C, 1, 1]
-        hidden = self.relu(self.bn(self.fc1(pooled, self.num_frames)))
-        return x * torch.sigmoid(self.fc2(hidden, self.num_frames))
-
-
-class ChannelExcitation(nn.Module):
-    """Eq. 8: ``R * sigmoid(PW-TSConv(S-Pool(R)))`` on frames ``[B*T, C, H, W]`` (same shape out).
-
-    Per frame: average over ``H, W``, grouped 1x1 convs ``C -> C/r`` (BN, ReLU) and ``C/r -> C``,
-    sigmoid. The 1x1 convs on the pooled ``[B*T, C]`` vectors are computed as one batched matrix
-    product over the groups (same result and MACs; PyTorch's CPU fallback for small grouped 1x1
-    convs loops over the groups and was a third of the CT-Net's time on one thread).
-    """
-
-    def __init__(self, channels: int, groups: int, reduction: int = 4) -> None:
-        super().__init__()
-        hidden = channels // reduction
-        self.fc1 = nn.Conv2d(channels, hidden, 1, groups=groups, bias=False)
-        self.bn = nn.BatchNorm2d(hidden)
-        self.relu = nn.ReLU(inplace=True)
-        self.fc2 = nn.Conv2d(hidden, channels, 1, groups=groups, bias=False)
-
-    @staticmethod
-    def _grouped_pointwise(v: Tensor, conv: nn.Conv2d) -> Tensor:
-        """``conv`` (grouped 1x1, no bias) on vectors ``[N, C_in]`` -> ``[N, C_out]``."""
-        groups = conv.groups
-        weight = conv.weight.reshape(groups, conv.out_channels // groups, -1)  # [G, Co/G, Ci/G]
-        grouped = v.reshape(v.shape[0], groups, -1).transpose(0, 1)  # [G, N, Ci/G]
-        out = torch.bmm(grouped, weight.transpose(1, 2))  # [G, N, Co/G]
-        return out.transpose(0, 1).reshape(v.shape[0], conv.out_channels)
-
-    def forward(self, x: Tensor) -> Tensor:
-        pooled = x.mean((2, 3))  # [B*T, C]
-        hidden = self.bn(self._grouped_pointwise(pooled, self.fc1)[:, :, None, None])
-        attention = self._grouped_pointwise(self.relu(hidden).flatten(1), self.fc2)
-        return x * torch.sigmoid(attention)[:, :, None, None]
-
-
-class TensorSeparableConv(nn.Module):
-    """One CT sub-operation on frames ``[B*T, C, H, W]`` (same shape out), Eq. 3-8.
-
-    Channels are mixed only within ``groups`` contiguous groups of ``C / groups`` channels: a
-    spatial 1x3x3 and a temporal 3x1x1 grouped conv (each with BN and ReLU) run in parallel, each
-    followed by its excitation (when ``excitation``), are summed and pass the channel excitation.
-    Equal to ``nn.Conv3d`` branches whose dense weights are zero outside the diagonal blocks.
-    """
-
-    def __init__(self, channels: int, groups: int, num_frames: int, *, excitation: bool = True,
-                 reduction: int = 4) -> None:
-        super().__init__()
-        if channels % groups or (excitation and (channels // reduction) % groups):
-            raise ValueError(
-                f'{channels} channels (and {channels // reduction} attention channels) must be '
-                f'divisible by {groups} groups')
-        self.channels = channels
-        self.groups = groups
-        self.num_frames = num_frames
-        self.spatial = conv3x3(channels, channels, groups=groups)
-        self.spatial_bn = nn.BatchNorm2d(channels)
-        self.temporal = _temporal_conv(channels, channels, groups)
-        self.temporal_bn = nn.BatchNorm2d(channels)
-        self.relu = nn.ReLU(inplace=True)
-        self.spatial_excitation: nn.Module = nn.Identity()
-        self.temporal_excitation: nn.Module = nn.Identity()
-        self.channel_excitation: nn.Module = nn.Identity()
-        if excitation:
-            self.spatial_excitation = SpatialExcitation(channels, groups, num_frames, reduction)
-            self.temporal_excitation = TemporalExcitation(channels, groups, num_frames, reduction)
-            self.channel_excitation = ChannelExcitation(channels, groups, reduction)
-
-    def forward(self, x: Tensor) -> Tensor:
-        spatial = self.relu(self.spatial_bn(self.spatial(x)))
-        temporal = self.relu(self.temporal_bn(self.temporal(x, self.num_frames)))
-        out = self.spatial_excitation(spatial) + self.temporal_excitation(temporal)
-        return self.channel_excitation(out)
-
-
-class CTModule(nn.Module):
-    """The CT-Module with K = 2 sub-dimensions, on frames ``[B*T, C, H, W]`` (same shape out).
-
-    See the module docstring for the flow. ``pointwise`` adds the 1x1 conv (BN, ReLU) between the
-    two sub-operations; ``excitation`` adds Tensor Excitation. The channel permutations are
-    ``index_select`` with fixed index buffers (rank 1, not saved in the state dict).
-    """
-
-    def __init__(self, channels: int, num_frames: int, *, pointwise: bool = True,
-                 excitation: bool = True, reduction: int = 4) -> None:
-        super().__init__()
-        c1, c2 = channel_split(channels)
-        self.channels = channels
-        self.split = (c1, c2)
-        self.num_frames = num_frames
-        self.sub1 = TensorSeparableConv(channels, c1, num_frames, excitation=excitation,
-                                        reduction=reduction)
-        self.pointwise: nn.Module = nn.Identity()
-        if pointwise:
-            self.pointwise = nn.Sequential(conv1x1(channels, channels), nn.BatchNorm2d(channels),
-                                           nn.ReLU(inplace=True))
-        self.sub2 = TensorSeparableConv(channels, c2, num_frames, excitation=excitation,
-                                        reduction=reduction)
-        # to_sub2[j*C1 + i] = i*C2 + j: gathers the C1 channels of each j next to each other.
-        index = torch.arange(channels).reshape(c1, c2).t().reshape(-1)
-        self.register_buffer('to_sub2', index, persistent=False)
-        self.register_buffer('from_sub2', torch.argsort(index), persistent=False)
-
-    def forward(self, x: Tensor) -> Tensor:
-        _check_frames(x, self.num_frames, self.channels)
-        out = self.pointwise(self.sub1(x))
-        out = self.sub2(out.index_select(1, self.to_sub2))
-        return out.index_select(1, self.from_sub2)
-
-
-class C3DModule(nn.Module):
-    """Table 2a's C3D-Module: full 3x3x3 conv (C -> C), BN, ReLU on frames ``[B*T, C, H, W]``."""
-
-    def __init__(self, channels: int, num_frames: int) -> None:
-        super().__init__()
-        self.num_frames = num_frames
-        self.conv = Conv3dAs4d(channels, channels, 3, padding=1, bias=False)
-        self.bn = nn.BatchNorm2d(channels)
-        self.relu = nn.ReLU(inplace=True)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.relu(self.bn(self.conv(x, self.num_frames)))
-
-
-class R2Plus1DModule(nn.Module):
-    """Table 2a's R(2+1)D-Module on frames ``[B*T, C, H, W]``: 1x3x3 (C -> mid), BN, ReLU,
-    3x1x1 (mid -> C), BN, ReLU; ``mid = C`` as in the paper's ablation."""
-
-    def __init__(self, channels: int, num_frames: int, mid_channels: int | None = None) -> None:
-        super().__init__()
-        mid = mid_channels or channels
-        self.num_frames = num_frames
-        self.spatial = conv3x3(channels, mid)
-        self.spatial_bn = nn.BatchNorm2d(mid)
-        self.temporal = _temporal_conv(mid, channels, 1)
-        self.temporal_bn = nn.BatchNorm2d(channels)
-        self.relu = nn.ReLU(inplace=True)
-
-    def forward(self, x: Tensor) -> Tensor:
-        out = self.relu(self.spatial_bn(self.spatial(x)))
-        return self.relu(self.temporal_bn(self.temporal(out, self.num_frames)))
-
-
-class CSNModule(nn.Module):
-    """Table 2a's CSN-Module on frames ``[B*T, C, H, W]``: 1x1x1 (C -> C), BN, ReLU, depthwise
-    3x3x3, BN, ReLU (interaction-preserved channel separation)."""
-
-    def __init__(self, channels: int, num_frames: int) -> None:
-        super().__init__()
-        self.num_frames = num_frames
-        self.pointwise = conv1x1(channels, channels)
-        self.pointwise_bn = nn.BatchNorm2d(channels)
-        self.depthwise = Conv3dAs4d(channels, channels, 3, padding=1, groups=channels,
-                                    bias=False)
-        self.depthwise_bn = nn.BatchNorm2d(channels)
-        self.relu = nn.ReLU(inplace=True)
-
-    def forward(self, x: Tensor) -> Tensor:
-        out = self.relu(self.pointwise_bn(self.pointwise(x)))
-        return self.relu(self.depthwise_bn(self.depthwise(out, self.num_frames)))
-
-
-class VideoBottleneck(nn.Module):
-    """A ResNet bottleneck whose 3x3 conv, BN and ReLU are replaced by a video module ``st``.
-
-    Frames ``[B*T, C_in, H, W] -> [B*T, 4*planes, H, W]`` (not strided): ``conv1`` (1x1) ->
-    ``bn1`` -> ReLU -> ``st`` -> ``conv3`` (1x1) -> ``bn3`` -> + shortcut -> ReLU. ``conv1``,
-    ``bn1``, ``conv3``, ``bn3`` and ``downsample`` keep torchvision's names and load from ImageNet;
-    torchvision's ``conv2``/``bn2`` of this block are not used (``replaced_2d``).
-    """
-
-    expansion = 4
-    replaced_2d = ('conv2', 'bn2')
-    new_modules = ('st',)
-
-    def __init__(self, inplanes: int, planes: int, st: nn.Module,
-                 downsample: nn.Module | None = None) -> None:
-        super().__init__()
-        self.conv1 = conv1x1(inplanes, planes)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.st = st
-        self.conv3 = conv1x1(planes, planes * self.expansion)
-        self.bn3 = nn.BatchNorm2d(planes * self.expansion)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample = downsample
-
-    def forward(self, x: Tensor) -> Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.st(self.relu(self.bn1(self.conv1(x))))
-        out = self.bn3(self.conv3(out))
-        return self.relu(out + identity)
-
-
-def _init_video_module(module: nn.Module) -> None:
-    """Kaiming-normal (fan-out) for the 4D-stored 3D convs, as the authors initialise Conv3d."""
-    for m in module.modules():
-        if isinstance(m, Conv3dAs4d):
-            kt, kh, kw = m.kernel_size
-            std = math.sqrt(2.0 / (m.out_channels * kt * kh * kw))
-            nn.init.normal_(m.weight, 0.0, std)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-
-
-def _video_module(block: str, planes: int, num_frames: int, *, pointwise: bool,
-                  excitation: bool) -> nn.Module:
-    """The module that replaces a bottleneck's 3x3 conv (with its BN and ReLU)."""
-    if block == 'ct':
-        return CTModule(planes, num_frames, pointwise=pointwise, excitation=excitation)
-    if block == 'c3d':
-        return C3DModule(planes, num_frames)
-    if block == 'r2plus1d':
-        return R2Plus1DModule(planes, num_frames)
-    return CSNModule(planes, num_frames)
+PretrainedWeights = str | os.PathLike[str] | Mapping[str, Tensor]
+"""ImageNet weights for the 2D ResNet: a file saved with ``torch.save``, or a state dict."""
 
 
 class CTNet(ResNet2d):
@@ -393,6 +100,7 @@ class CTNet(ResNet2d):
     Input frames ``[B*T, 3, H, W]`` (the ``T = num_frames`` frames of each clip contiguous, any
     ``B``, any ``H, W >= 112``); output logits ``[B, num_classes]``: per-frame logits of the
     ResNet features (global average pool, dropout, ``fc``) averaged over the clip (TSN consensus).
+    ``forward`` is ``forward_head(forward_features(x))``; ``num_features`` is 2048.
 
     Args:
         num_classes: outputs.
@@ -434,7 +142,7 @@ class CTNet(ResNet2d):
             if stride != 1:
                 raise ValueError(f'block {index} of layer{stage + 1} is strided; CT-Net '
                                  'replaces only blocks with stride 1')
-            return VideoBottleneck(inplanes, planes, _video_module(
+            return VideoBottleneck(inplanes, planes, video_module(
                 block, planes, num_frames, pointwise=pointwise, excitation=excitation),
                 downsample)
 
@@ -447,20 +155,33 @@ class CTNet(ResNet2d):
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(self.num_features, num_classes)
         init_resnet_weights(self)
-        _init_video_module(self)
+        init_video_modules(self)
         nn.init.normal_(self.fc.weight, 0.0, 0.001)
         nn.init.zeros_(self.fc.bias)
 
+    def get_classifier(self) -> nn.Linear:
+        """The classifier, ``fc``: ``nn.Linear(2048, num_classes)``, applied to every frame."""
+        return self.fc
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace ``fc`` by a fresh one with ``num_classes`` outputs (fine-tuning)."""
+        self.fc = new_classifier(self.fc, num_classes, std=0.001)
+        self.num_classes = num_classes
+
     def forward_features(self, x: Tensor) -> Tensor:
-        """Frames ``[B*T, 3, H, W]`` -> pooled frame features ``[B*T, 2048]``."""
-        if x.dim() != 4 or x.shape[1] != 3 or x.shape[0] % self.num_frames or not x.shape[0]:
-            raise ValueError(
-                f'expected frames [B*T, 3, H, W] with T = {self.num_frames} frames per clip '
-                f'(a multiple of {self.num_frames} frames), got {tuple(x.shape)}')
+        """Frames ``[B*T, 3, H, W]`` -> pooled frame features ``[B*T, 2048]``.
+
+        Each frame's ResNet feature map averaged over ``H, W``; the clip's T frames contiguous.
+        """
+        check_clip_frames(x, self.num_frames)
         return super().forward_features(x).mean((2, 3))
 
     def forward_head(self, features: Tensor, pre_logits: bool = False) -> Tensor:
-        """``[B*T, 2048]`` -> clip logits ``[B, num_classes]`` (or features ``[B, 2048]``)."""
+        """``[B*T, 2048]`` -> clip logits ``[B, num_classes]`` (or features ``[B, 2048]``).
+
+        The frame logits (dropout, ``fc``) are averaged over each clip; with ``pre_logits``
+        the clip's average frame feature is returned instead.
+        """
         if pre_logits:
             return features.reshape(-1, self.num_frames, features.shape[1]).mean(1)
         logits = self.fc(self.dropout(features))
@@ -473,11 +194,8 @@ class CTNet(ResNet2d):
 
 def _build(*, num_classes: int, num_frames: int, depth: int, replaced: Sequence[tuple[int, int]],
            block: str = 'ct', pointwise: bool | None = None, excitation: bool | None = None,
-           dropout: float = DEFAULT_DROPOUT,
-           pretrained_2d: str | os.PathLike[str] | Mapping[str, Tensor] | None = None,
-           **unknown: Any) -> CTNet:
-    if unknown:
-        raise TypeError(f'unknown CT-Net options: {sorted(unknown)}')
+           dropout: float = DEFAULT_DROPOUT, pretrained_2d: PretrainedWeights | None = None
+           ) -> CTNet:
     if block != 'ct' and (pointwise or excitation):
         raise ValueError(f"pointwise and excitation apply to block='ct' only, not {block!r}")
     model = CTNet(num_classes=num_classes, num_frames=num_frames, depth=depth, replaced=replaced,
@@ -533,40 +251,82 @@ ABLATION_REFERENCES: dict[str, tuple[dict[str, Any], PaperReference]] = {
 }
 
 
+@dataclass(frozen=True)
+class CTNetVariant:
+    """One registered CT-Net model: a row of :data:`CTNET_VARIANTS`.
+
+    Attributes:
+        depth: of the 2D ResNet, 50 or 101.
+        replaced: ``(stage, block)`` of the bottlenecks that get a video block; ``()``: TSN,
+            whose builder takes no ``block``, ``pointwise`` or ``excitation``.
+        reference: the paper's figures and the independent counts.
+    """
+
+    depth: int
+    replaced: tuple[tuple[int, int], ...]
+    reference: PaperReference
+
+
+CTNET_VARIANTS: dict[str, CTNetVariant] = {
+    'tsn_r50': CTNetVariant(50, (), TSN_R50_REFERENCE),
+    'ct_net_r50': CTNetVariant(50, REPLACED_BLOCKS[50], CT_NET_R50_REFERENCE),
+    'ct_net_r101': CTNetVariant(101, REPLACED_BLOCKS[101], CT_NET_R101_REFERENCE),
+}
+"""Every registered CT-Net model by name: its ResNet, replaced blocks and paper reference."""
+
+_VIDEO_OPTIONS = frozenset({'block', 'pointwise', 'excitation'})
+
+
+def _create_ctnet(name: str, **kwargs: Any) -> CTNet:
+    """Build the registered model ``name`` from its row of :data:`CTNET_VARIANTS`."""
+    variant = CTNET_VARIANTS[name]
+    allowed = {'num_classes', 'num_frames', 'dropout', 'pretrained_2d'}
+    unknown = sorted(set(kwargs) - allowed - (_VIDEO_OPTIONS if variant.replaced else set()))
+    if unknown and not variant.replaced:
+        raise TypeError(f'unknown TSN options: {unknown} (TSN has no video blocks)')
+    if unknown:
+        raise TypeError(f'unknown CT-Net options: {unknown}')
+    return _build(depth=variant.depth, replaced=variant.replaced, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# The registered builders.
+
+
+class TSNArgs(TypedDict, total=False):
+    """The keyword arguments of ``tsn_r50``."""
+
+    num_classes: Required[int]
+    num_frames: Required[int]
+    dropout: float  # before fc, default DEFAULT_DROPOUT
+    pretrained_2d: PretrainedWeights | None  # a local torchvision ResNet state dict (or file)
+
+
+class CTNetArgs(TSNArgs, total=False):
+    """The keyword arguments of ``ct_net_r50``/``ct_net_r101``: also the ablation switches."""
+
+    block: str  # 'ct' (default), 'c3d', 'r2plus1d' or 'csn'
+    pointwise: bool | None  # CT-Module's point-wise conv (block='ct' only; default on)
+    excitation: bool | None  # CT-Module's Tensor Excitation (block='ct' only; default on)
+
+
 @register_model(family='ctnet', reference=TSN_R50_REFERENCE)
-def tsn_r50(*, num_classes: int, num_frames: int, dropout: float = DEFAULT_DROPOUT,
-            pretrained_2d: str | os.PathLike[str] | Mapping[str, Tensor] | None = None,
-            **options: Any) -> CTNet:
+def tsn_r50(**kwargs: Unpack[TSNArgs]) -> CTNet:
     """TSN baseline: 2D ResNet-50 on every frame, frame logits averaged over the clip."""
-    if options:
-        raise TypeError(f'unknown TSN options: {sorted(options)} (TSN has no video blocks)')
-    return _build(num_classes=num_classes, num_frames=num_frames, depth=50, replaced=(),
-                  dropout=dropout, pretrained_2d=pretrained_2d)
+    return _create_ctnet('tsn_r50', **kwargs)
 
 
 @register_model(family='ctnet', reference=CT_NET_R50_REFERENCE)
-def ct_net_r50(*, num_classes: int, num_frames: int, block: str = 'ct',
-               pointwise: bool | None = None, excitation: bool | None = None,
-               dropout: float = DEFAULT_DROPOUT,
-               pretrained_2d: str | os.PathLike[str] | Mapping[str, Tensor] | None = None,
-               **options: Any) -> CTNet:
+def ct_net_r50(**kwargs: Unpack[CTNetArgs]) -> CTNet:
     """CT-Net-R50: 7 CT blocks (CT-Module + point-wise conv + TE) in a 2D ResNet-50.
 
     ``block``, ``pointwise`` and ``excitation`` select the ablations of Table 2a/2g (see
     :data:`ABLATION_REFERENCES`); ``pretrained_2d`` is a local torchvision ResNet-50 state dict.
     """
-    return _build(num_classes=num_classes, num_frames=num_frames, depth=50,
-                  replaced=REPLACED_BLOCKS[50], block=block, pointwise=pointwise,
-                  excitation=excitation, dropout=dropout, pretrained_2d=pretrained_2d, **options)
+    return _create_ctnet('ct_net_r50', **kwargs)
 
 
 @register_model(family='ctnet', reference=CT_NET_R101_REFERENCE)
-def ct_net_r101(*, num_classes: int, num_frames: int, block: str = 'ct',
-                pointwise: bool | None = None, excitation: bool | None = None,
-                dropout: float = DEFAULT_DROPOUT,
-                pretrained_2d: str | os.PathLike[str] | Mapping[str, Tensor] | None = None,
-                **options: Any) -> CTNet:
+def ct_net_r101(**kwargs: Unpack[CTNetArgs]) -> CTNet:
     """CT-Net-R101: CT blocks at every odd block of every stage of a 2D ResNet-101."""
-    return _build(num_classes=num_classes, num_frames=num_frames, depth=101,
-                  replaced=REPLACED_BLOCKS[101], block=block, pointwise=pointwise,
-                  excitation=excitation, dropout=dropout, pretrained_2d=pretrained_2d, **options)
+    return _create_ctnet('ct_net_r101', **kwargs)

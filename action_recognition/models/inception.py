@@ -39,7 +39,7 @@ from torch import nn
 from torch import Tensor
 import torch.nn.functional as F
 
-from action_recognition.serialization import safe_load
+from action_recognition.models.weights import read_state_dict
 
 __all__ = [
     'BasicConv2d', 'ContrastSymmetricNet2d', 'InceptionA', 'InceptionV3Net2d', 'SmallNet2d',
@@ -331,37 +331,6 @@ class InceptionLoadReport:
         return text
 
 
-def _read_state_dict(path_or_state_dict: str | os.PathLike[str] | dict[str, Any]
-                     ) -> dict[str, Any]:
-    if isinstance(path_or_state_dict, dict):
-        state = path_or_state_dict
-        source = 'the state dict'
-    else:
-        path = os.fspath(path_or_state_dict)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(
-                f'Inception-V3 weights file {path!r} does not exist (weights are never '
-                f"downloaded; save torchvision's inception_v3 state dict there)")
-        # weights_only: a file holding pickled Python objects is refused, nothing in it runs.
-        state = safe_load(path, 'cpu', what='Inception-V3 weights')
-        source = repr(path)
-        if not isinstance(state, dict):
-            raise ValueError(f'{source} does not hold a state dict (got {type(state).__name__})')
-    for wrapper in ('state_dict', 'model'):
-        inner = state.get(wrapper)
-        if isinstance(inner, dict) and not any(isinstance(v, Tensor) for v in state.values()):
-            state = inner
-            break
-    out = {}
-    for key, value in state.items():
-        if key.endswith('_extra_state'):
-            continue  # module extra state (e.g. our own transform_input flag), not a weight
-        if not isinstance(value, Tensor):
-            raise ValueError(f'{source}: entry {key!r} is a {type(value).__name__}, not a tensor')
-        out[key.removeprefix('module.')] = value
-    return out
-
-
 def load_inception_v3_imagenet(
         module: nn.Module, path_or_state_dict: str | os.PathLike[str] | dict[str, Any], *,
         strict: bool = True, transform_input: bool = True) -> InceptionLoadReport:
@@ -396,7 +365,10 @@ def load_inception_v3_imagenet(
         raise TypeError(
             f'load_inception_v3_imagenet needs an InceptionV3Net2d (or a model whose net2d is '
             f'one), got {type(target).__name__}')
-    state = _read_state_dict(path_or_state_dict)
+    state, _ = read_state_dict(
+        path_or_state_dict, what='Inception-V3 weights',
+        missing_hint="weights are never downloaded; save torchvision's inception_v3 state dict "
+                     'there')
     report = InceptionLoadReport()
     mismatched = []
     to_load = {}

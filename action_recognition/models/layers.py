@@ -9,6 +9,7 @@ tensor of rank 5, and every parameter is stored with rank 4 or less.
 - :class:`Conv3dAs4d`: an exact ``nn.Conv3d`` (any kernel, stride, padding, dilation, groups)
   computed with 4D tensors; it loads ``nn.Conv3d`` state dicts (5D weights are reshaped on load).
 - :func:`conv3d_out_size`: the output length of a convolution or pooling along one axis.
+- :func:`kaiming_normal_fan_out_`, :func:`init_conv_bn_`: the initialisations the families share.
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ from torch import nn
 from torch import Tensor
 import torch.nn.functional as F
 
-__all__ = ['to_temporal', 'from_temporal', 'conv3d_out_size', 'Conv3dAs4d', 'triple']
+__all__ = [
+    'to_temporal', 'from_temporal', 'conv3d_out_size', 'Conv3dAs4d', 'triple',
+    'kaiming_normal_fan_out_', 'init_conv_bn_',
+]
 
 
 def triple(value: int | Sequence[int], name: str = 'value') -> tuple[int, int, int]:
@@ -168,3 +172,29 @@ class Conv3dAs4d(nn.Module):
         frames = from_temporal(stacked, height, width)  # [B*T', C*kt, H, W]
         return F.conv2d(frames, self.weight, self.bias, stride=(sh, sw), padding=(ph, pw),
                         dilation=(dh, dw), groups=self.groups)
+
+
+def init_conv_bn_(m: nn.Module) -> None:
+    """torchvision's ResNet initialisation of one module; other kinds of module are left alone.
+
+    ``nn.Conv2d``/``nn.Conv3d``: Kaiming normal (fan-out, ReLU gain), zero bias; batch and group
+    norms: weight 1, bias 0.
+    """
+    if isinstance(m, (nn.Conv2d, nn.Conv3d)):
+        nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm3d, nn.GroupNorm)):
+        nn.init.ones_(m.weight)
+        nn.init.zeros_(m.bias)
+
+
+def kaiming_normal_fan_out_(conv: Conv3dAs4d) -> None:
+    """Kaiming normal (ReLU gain) with ``nn.Conv3d``'s fan-out ``C_out * kt * kh * kw``, zero bias.
+
+    What ``nn.init.kaiming_normal_(mode='fan_out')`` does to the equivalent ``nn.Conv3d``.
+    """
+    fan_out = conv.out_channels * math.prod(conv.kernel_size)
+    nn.init.normal_(conv.weight, 0.0, math.sqrt(2.0 / fan_out))
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)

@@ -6,8 +6,10 @@ of them, so the registry is complete whenever ``action_recognition.models`` is i
 
 Builders are keyword-only functions ``builder(*, num_classes, num_frames, **options)`` returning
 an ``nn.Module`` that takes frames ``[B*T, 3, H, W]`` (the T frames of each clip contiguous) and
-returns logits ``[B, num_classes]``. Each registration carries the settings at which the papers
-report the model's size and cost, and the papers' figures, for ``action-recognition models``.
+returns logits ``[B, num_classes]``, with the interface every model of the zoo shares
+(:class:`~action_recognition.models.interface.ClipClassifier`). Each registration carries the
+settings at which the papers report the model's size and cost, and the papers' figures, for
+``action-recognition models``.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ The video models built on a 2D ResNet (TSN, CT-Net) apply it to every frame ``[B
 and keep torchvision's attribute names (``conv1``, ``bn1``, ``layer1.0.conv1``, ...,
 ``downsample.0``), so a torchvision ImageNet state dict maps onto them key for key.
 
-- :class:`Bottleneck`: torchvision's ResNet v1.5 bottleneck (stride on the 3x3 conv).
+- :class:`Bottleneck`: torchvision's ResNet v1.5 bottleneck (stride on the 3x3 conv), on
+  :class:`BottleneckFrame`, which video bottlenecks share with it.
 - :class:`ResNet2d`: stem + ``layer1``..``layer4``; a ``block_fn`` chooses each block, so video
   models can put their own blocks at chosen positions.
 - :func:`load_resnet_imagenet`: loads a torchvision ResNet state dict (or a file holding one) onto
@@ -13,6 +14,8 @@ and keep torchvision's attribute names (``conv1``, ``bn1``, ``layer1.0.conv1``, 
 
 from __future__ import annotations
 
+from abc import ABC
+from abc import abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 import logging
@@ -23,10 +26,12 @@ import torch
 from torch import nn
 from torch import Tensor
 
-from action_recognition.serialization import safe_load
+from action_recognition.models.layers import init_conv_bn_
+from action_recognition.models.weights import read_state_dict
 
 __all__ = [
-    'RESNET_STAGES', 'STAGE_PLANES', 'Bottleneck', 'BlockFn', 'ResNet2d', 'ImageNetLoadReport',
+    'RESNET_STAGES', 'STAGE_PLANES', 'BottleneckFrame', 'Bottleneck', 'BlockFn', 'ResNet2d',
+    'ImageNetLoadReport',
     'load_resnet_imagenet', 'init_resnet_weights', 'conv1x1', 'conv3x3',
 ]
 
@@ -48,33 +53,56 @@ def conv3x3(in_channels: int, out_channels: int, stride: int = 1, groups: int = 
                      bias=False)
 
 
-class Bottleneck(nn.Module):
+class BottleneckFrame(nn.Module, ABC):
+    """What every bottleneck shares, on frames ``[N, C_in, H, W] -> [N, 4*planes, H', W']``.
+
+    ``conv1`` (1x1) -> ``bn1`` -> ReLU -> :meth:`middle` -> ``conv3`` (1x1) -> ``bn3`` ->
+    + shortcut (``downsample`` or identity) -> ReLU. A subclass's ``__init__`` calls
+    :meth:`_add_input_layers`, sets its middle layers, then calls :meth:`_add_output_layers`, so
+    the modules are registered (and initialised) in torchvision's order.
+    """
+
+    expansion = 4
+
+    def _add_input_layers(self, inplanes: int, planes: int) -> None:
+        self.conv1 = conv1x1(inplanes, planes)
+        self.bn1 = nn.BatchNorm2d(planes)
+
+    def _add_output_layers(self, planes: int, downsample: nn.Module | None) -> None:
+        self.conv3 = conv1x1(planes, planes * self.expansion)
+        self.bn3 = nn.BatchNorm2d(planes * self.expansion)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    @abstractmethod
+    def middle(self, x: Tensor) -> Tensor:
+        """The middle layers: ``[N, planes, H, W] -> [N, planes, H', W']``."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.middle(self.relu(self.bn1(self.conv1(x))))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + identity)
+
+
+class Bottleneck(BottleneckFrame):
     """torchvision's ResNet v1.5 bottleneck on frames ``[N, C_in, H, W] -> [N, 4*planes, H', W']``.
 
     ``conv1`` (1x1) -> ``bn1`` -> ReLU -> ``conv2`` (3x3, stride) -> ``bn2`` -> ReLU -> ``conv3``
     (1x1) -> ``bn3`` -> + shortcut (``downsample`` or identity) -> ReLU.
     """
 
-    expansion = 4
-
     def __init__(self, inplanes: int, planes: int, stride: int = 1,
                  downsample: nn.Module | None = None) -> None:
         super().__init__()
-        self.conv1 = conv1x1(inplanes, planes)
-        self.bn1 = nn.BatchNorm2d(planes)
+        self._add_input_layers(inplanes, planes)
         self.conv2 = conv3x3(planes, planes, stride)
         self.bn2 = nn.BatchNorm2d(planes)
-        self.conv3 = conv1x1(planes, planes * self.expansion)
-        self.bn3 = nn.BatchNorm2d(planes * self.expansion)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample = downsample
+        self._add_output_layers(planes, downsample)
 
-    def forward(self, x: Tensor) -> Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        return self.relu(out + identity)
+    def middle(self, x: Tensor) -> Tensor:
+        """``conv2`` (3x3, stride) -> ``bn2`` -> ReLU."""
+        return self.relu(self.bn2(self.conv2(x)))
 
 
 class BlockFn(Protocol):
@@ -139,13 +167,7 @@ class ResNet2d(nn.Module):
 def init_resnet_weights(module: nn.Module) -> None:
     """torchvision's initialisation: Kaiming-normal (fan-out) convs, BN weight 1 and bias 0."""
     for m in module.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
+        init_conv_bn_(m)
 
 
 @dataclass(frozen=True)
@@ -196,32 +218,6 @@ def _replaced_and_new(model: nn.Module) -> tuple[set[str], list[str]]:
     return replaced, new
 
 
-def _read_state_dict(path_or_state_dict: str | os.PathLike[str] | Mapping[str, Tensor]
-                     ) -> Mapping[str, Tensor]:
-    if isinstance(path_or_state_dict, Mapping):
-        state = path_or_state_dict
-        source = 'the given state dict'
-    else:
-        path = os.fspath(path_or_state_dict)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(
-                f'ImageNet ResNet weights {path!r} not found (expected a local torchvision '
-                'ResNet state dict saved with torch.save; nothing is downloaded)')
-        # weights_only: a file holding pickled Python objects is refused, nothing in it runs.
-        state = safe_load(path, 'cpu', what='ImageNet ResNet weights')
-        source = path
-    if isinstance(state, Mapping) and 'state_dict' in state and isinstance(
-            state['state_dict'], Mapping):
-        state = state['state_dict']
-    if not isinstance(state, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, Tensor) for k, v in state.items()):
-        raise ValueError(f'{source} is not a state dict (a mapping of names to tensors)')
-    # Checkpoints saved from DataParallel prefix every key with 'module.'.
-    if state and all(k.startswith('module.') for k in state):
-        state = {k[len('module.'):]: v for k, v in state.items()}
-    return state
-
-
 def load_resnet_imagenet(
         model: nn.Module,
         path_or_state_dict: str | os.PathLike[str] | Mapping[str, Tensor],
@@ -251,7 +247,10 @@ def load_resnet_imagenet(
             loader (``weights_only=True``) refuses without running anything
             (:class:`~action_recognition.serialization.UnsafeCheckpointError`).
     """
-    state = _read_state_dict(path_or_state_dict)
+    state, _ = read_state_dict(
+        path_or_state_dict, what='ImageNet ResNet weights',
+        missing_hint='expected a local torchvision ResNet state dict saved with torch.save; '
+                     'nothing is downloaded')
     own = model.state_dict()
     replaced, new_prefixes = _replaced_and_new(model)
 

@@ -15,6 +15,7 @@ import torch
 
 from action_recognition.models.analysis import count_macs
 from action_recognition.models.analysis import count_params
+from action_recognition.models.ctnet import ABLATION_REFERENCES
 from action_recognition.models.registry import create_model
 from action_recognition.models.registry import list_models
 from action_recognition.models.registry import model_info
@@ -85,9 +86,7 @@ def model_rows(names: list[str] | None = None, *, ablations: bool = True) -> lis
         info = model_info(name)
         rows.append(_row(name, name, info.reference, info.four_d_only, info.family))
     if ablations and (names is None or 'ct_net_r50' in names):
-        from action_recognition.models import ctnet
-
-        for label, (options, reference) in getattr(ctnet, 'ABLATION_REFERENCES', {}).items():
+        for label, (options, reference) in ABLATION_REFERENCES.items():
             rows.append(_row('ct_net_r50', label, reference, True, 'ctnet', options))
     return rows
 

@@ -14,14 +14,12 @@
 """Benchmark of ``action_recognition_node`` over DDS: latency, throughput and CPU.
 
 ::
-
     python -m action_recognition.ros.bench                       # the shipped model
     python -m action_recognition.ros.bench --configs 1:off 2:off 2:on --json node_bench.json
 
 For each configuration (inference threads, ONNX Runtime thread spinning) the node runs as its own
 process (``--ros-args``, as ``ros2 run`` starts it) and a probe node in this process publishes
 synthetic frames (``sensor_msgs/Image`` rgb8, reliable) and subscribes to ``~/actions``:
-
 - **camera rate**: frames at ``--fps`` (30) with a window every ``--hop`` frames (1: every
   frame) until ``--clips`` windows ran; end-to-end latency from publishing a window's last frame
   to receiving its ``Classification`` (p50, p99), and the node process's CPU use in cores
@@ -50,6 +48,19 @@ import time
 from typing import Any
 
 import numpy as np
+from rcl_interfaces.srv import SetParameters
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import ExternalShutdownException
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import Image
+from vision_msgs.msg import Classification
+
+from action_recognition.data.synth import clip_rng
+from action_recognition.data.synth import generate_clip
+from action_recognition.ros.messages import build_image
+from action_recognition.ros.messages import ros_message_types
 
 __all__ = ['NodeBenchRow', 'bench_node', 'main']
 
@@ -77,9 +88,6 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _frames(count: int, size: int) -> list[np.ndarray]:
-    from action_recognition.data.synth import clip_rng
-    from action_recognition.data.synth import generate_clip
-
     clip = generate_clip('move_left', rng=clip_rng(0, 1), frames=max(count, 2), size=size)
     return [np.ascontiguousarray(frame) for frame in clip[:count]]
 
@@ -88,12 +96,6 @@ class _Probe:
     """Publishes frames and records when each window's result arrives."""
 
     def __init__(self, namespace: str) -> None:
-        import rclpy
-        from rclpy.context import Context
-        from rclpy.executors import SingleThreadedExecutor
-        from sensor_msgs.msg import Image
-        from vision_msgs.msg import Classification
-
         self.context = Context()
         rclpy.init(context=self.context)
         self.node = rclpy.create_node('action_recognition_bench_probe', context=self.context)
@@ -109,8 +111,6 @@ class _Probe:
         self._thread.start()
 
     def _spin(self) -> None:
-        from rclpy.executors import ExternalShutdownException
-
         try:
             while self.context.ok():
                 self.executor.spin_once(timeout_sec=0.05)
@@ -124,9 +124,6 @@ class _Probe:
             self.received[stamp] = now
 
     def publish(self, frame: np.ndarray, stamp_ns: int) -> float:
-        from action_recognition.ros.messages import build_image
-        from action_recognition.ros.messages import ros_message_types
-
         msg = build_image(ros_message_types(), frame_rgb=frame, stamp=stamp_ns,
                           frame_id='bench_camera')
         sent = time.perf_counter()
@@ -143,8 +140,6 @@ class _Probe:
         return False
 
     def close(self) -> None:
-        import rclpy
-
         self.executor.shutdown()
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.context)
@@ -220,9 +215,6 @@ def bench_node(*, threads: int, spinning: bool, fps: float, hop: int, clips: int
 
 
 def _set_hop(probe: _Probe, namespace: str, hop: int) -> None:
-    from rcl_interfaces.srv import SetParameters
-    from rclpy.parameter import Parameter
-
     client = probe.node.create_client(SetParameters,
                                       f'{namespace}/action_recognition_node/set_parameters')
     try:

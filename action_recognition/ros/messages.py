@@ -37,6 +37,8 @@ __all__ = [
 
 def ros_message_types() -> MessageTypes:
     """The rclpy message classes (imports ROS; only the node calls this)."""
+    # Imported here, not at the top: the builders re-exported above serve recordings and tests
+    # where ROS is not installed, and importing this module must work there too.
     from builtin_interfaces.msg import Time
     from diagnostic_msgs.msg import DiagnosticArray
     from diagnostic_msgs.msg import DiagnosticStatus

@@ -68,24 +68,24 @@ from sensor_msgs.msg import Image
 from vision_msgs.msg import Classification
 from vision_msgs.msg import LabelInfo
 
-from action_recognition.node.core import DiagnosticsReport
-from action_recognition.node.core import InferenceWorker
-from action_recognition.node.core import NodeCore
-from action_recognition.node.core import NodeParameters
-from action_recognition.node.core import NodeResult
-from action_recognition.node.core import OK
-from action_recognition.node.core import ParameterDefinition
-from action_recognition.node.core import ParameterError
-from action_recognition.node.core import PARAMETERS
-from action_recognition.node.core import ParameterValue
-from action_recognition.node.core import parse_parameters
+from action_recognition.node import DiagnosticsReport
+from action_recognition.node import InferenceWorker
+from action_recognition.node import NodeCore
+from action_recognition.node import NodeParameters
+from action_recognition.node import OK
+from action_recognition.node import ParameterDefinition
+from action_recognition.node import ParameterError
+from action_recognition.node import PARAMETERS
+from action_recognition.node import ParameterValue
+from action_recognition.node import parse_parameters
 from action_recognition.ros.messages import build_classification
 from action_recognition.ros.messages import build_diagnostic_array
 from action_recognition.ros.messages import build_image
 from action_recognition.ros.messages import build_label_info
 from action_recognition.ros.messages import MessageTypes
 from action_recognition.ros.messages import ros_message_types
-from action_recognition.runtime.backends import ModelLoadError
+from action_recognition.runtime.protocol import ModelLoadError
+from action_recognition.runtime.recognizer import Recognition
 
 __all__ = ['ActionRecognitionNode', 'main', 'descriptor_for']
 
@@ -365,23 +365,22 @@ class ActionRecognitionNode(LifecycleNode):
                                stamp=self.get_clock().now().nanoseconds)
         self.label_info_pub.publish(msg)
 
-    def _publish_result(self, result: NodeResult) -> None:
+    def _publish_result(self, result: Recognition) -> None:
         """The worker thread's output: ``~/actions`` and, with subscribers, ``~/debug_image``."""
         core = self.core
         actions_pub, debug_pub = self.actions_pub, self.debug_pub
         if core is None or actions_pub is None or debug_pub is None:
             return
-        record = result.record
         actions_pub.publish(build_classification(
-            self.types, stamp=record.stamp_ns, frame_id=record.frame_id, top=record.top))
+            self.types, stamp=result.stamp_ns, frame_id=result.frame_id, top=result.top))
         if core.reloads != self._reloads_seen:
             self._publish_label_info()
         if debug_pub.get_subscription_count() > 0:
             frame = core.debug_image(result)
             if frame is not None:
                 debug_pub.publish(build_image(
-                    self.types, frame_rgb=frame, stamp=record.stamp_ns,
-                    frame_id=record.frame_id))
+                    self.types, frame_rgb=frame, stamp=result.stamp_ns,
+                    frame_id=result.frame_id))
 
     # -- start-up and teardown ------------------------------------------------------------------
 

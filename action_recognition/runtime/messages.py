@@ -94,6 +94,8 @@ class MessageTypes:
 
 def action_typestore(store: str = 'ROS2_HUMBLE') -> Any:
     """A rosbags typestore with the ROS 2 messages of ``store`` plus vision_msgs registered."""
+    # rosbags is needed for recordings only; the ROS node builds messages with rclpy's classes
+    # (this module is shared with it), so it is imported here, where a recording needs it.
     from rosbags.typesys import get_types_from_msg
     from rosbags.typesys import get_typestore
     from rosbags.typesys import Stores

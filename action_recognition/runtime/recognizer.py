@@ -1,27 +1,31 @@
 """The recogniser: frames in, smoothed and debounced action recognitions out (no ROS).
 
-Per frame (:meth:`Recognizer.push`, or :meth:`~Recognizer.submit_frame` in a camera callback and
+Per frame (:meth:`Recognizer.push`, or :meth:`~Recognizer.submit` in a camera callback and
 :meth:`~Recognizer.run_latest` on a worker thread):
 
-1. the frame (``uint8`` RGB ``[H, W, 3]`` of any size) is checked, resized and centre-cropped
-   once (:func:`~action_recognition.data.preprocess.prepare_frame`) and pushed into a
-   bounded :class:`~action_recognition.runtime.clip_buffer.ClipBuffer`;
-2. every ``hop`` frames, once the buffer holds a clip, the clip sampled as the model was trained
-   goes through the backend (only the latest clip: a clip not run before the next one is due is
-   dropped as stale);
+1. the frame (``uint8`` RGB ``[H, W, 3]`` of any size, its stamp in integer nanoseconds) is
+   checked once, resized and centre-cropped once
+   (:func:`~action_recognition.data.preprocess.prepare_frame`) and copied into the
+   preallocated ring of a :class:`~action_recognition.runtime.clip_buffer.ClipBuffer` as
+   ``[3, h, w]``;
+2. every ``hop`` frames, once the ring holds a clip, the clip sampled as the model was trained
+   (one gather from the ring, ``[T, 3, h, w]``) goes through the backend (only the latest clip:
+   a clip not run before the next one is due is dropped as stale);
 3. logits -> softmax -> temporal smoothing over windows (``'none'``, ``'mean'`` of the last
    ``smoothing_window`` windows, or ``'ema'`` with ``ema_alpha``) -> top-k above the score
    threshold; hysteresis turns scores into ``started``/``ended`` events reported once per
    action: an action starts when its smoothed score reaches ``on`` and ends only when it falls
-   below ``off < on``.
+   below ``off < on``. A restart of the ring (a gap, a stamp going backwards, a change of
+   resolution) starts the smoothing afresh and ends the active actions.
 
-Bad input never raises out of :meth:`push`/:meth:`submit_frame`/:meth:`run_latest`: empty or
-malformed frames are dropped with a throttled log line and counted; a failed or non-finite
-inference is dropped, logged and counted.
+The result, :class:`Recognition`, is the one result type every output takes: the sinks (JSON
+lines, MCAP, annotated video) and the ROS publisher. Bad input never raises out of
+:meth:`push`/:meth:`submit`/:meth:`run_latest`: empty or malformed frames are dropped with a
+throttled log line and counted; a failed or non-finite inference is dropped, logged and counted.
 
-With a streaming backend (:class:`~action_recognition.runtime.streaming.StreamingEcoBackend`),
-the per-frame 2D features are cached in the buffer, so each window only runs the 2D-Net on the
-frames it has not seen.
+With a :class:`~action_recognition.runtime.protocol.StreamingBackend` (a torch backend with
+``streaming=True``), the per-frame 2D features are cached in the ring, so each window runs the
+2D-Net only on the frames it has not seen.
 """
 
 from __future__ import annotations
@@ -38,11 +42,12 @@ from typing import Literal
 import numpy as np
 import torch
 
-from action_recognition.data.preprocess import frames_to_tensor
 from action_recognition.data.preprocess import prepare_frame
-from action_recognition.runtime.backends import Backend
+from action_recognition.logs import Throttle
 from action_recognition.runtime.clip_buffer import Clip
 from action_recognition.runtime.clip_buffer import ClipBuffer
+from action_recognition.runtime.protocol import Backend
+from action_recognition.runtime.protocol import StreamingBackend
 from action_recognition.spec import ModelSpec
 
 __all__ = ['Recognizer', 'Recognition', 'ActionEvent', 'softmax', 'Smoother', 'Hysteresis']
@@ -57,28 +62,33 @@ class ActionEvent:
     kind: Literal['started', 'ended']
     label: str
     class_index: int
-    stamp: float
+    stamp_ns: int
     score: float
+
+    def __str__(self) -> str:
+        return f'{self.kind}:{self.label}'
 
 
 @dataclass
 class Recognition:
-    """The result of one clip.
+    """The result of one window: what every sink and the ROS publisher take.
 
     Attributes:
-        frame_index: stream index of the clip's last frame.
-        stamp: timestamp of the clip's last frame (seconds).
-        frame_id: frame id of the clip's last frame.
+        frame_index: index in its source of the window's last frame (a video's frame number, a
+            recording's message number, the node's count of images received).
+        stamp_ns: stamp of the window's last frame, integer nanoseconds (exact: message headers
+            are built from it).
+        frame_id: frame id of the window's last frame.
         top: ``(label, score)`` pairs, best first, at most ``top_k``, scores above the threshold.
         scores: float32 ``[num_classes]`` smoothed class probabilities.
-        raw_scores: float32 ``[num_classes]`` this clip's probabilities before smoothing.
-        events: actions that started or ended with this clip.
+        raw_scores: float32 ``[num_classes]`` this window's probabilities before smoothing.
+        events: actions that started or ended with this window.
         latency_s: seconds from the last frame's arrival to the result.
         inference_s: seconds the backend took.
     """
 
     frame_index: int
-    stamp: float
+    stamp_ns: int
     frame_id: str
     top: list[tuple[str, float]]
     scores: np.ndarray
@@ -86,6 +96,24 @@ class Recognition:
     events: list[ActionEvent] = field(default_factory=list)
     latency_s: float = 0.0
     inference_s: float = 0.0
+
+    @property
+    def stamp(self) -> float:
+        """Stamp of the window's last frame in seconds (for display)."""
+        return self.stamp_ns * 1e-9
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON line of ``action-recognition run``: ``frame``, ``stamp`` (s), ``stamp_ns``,
+        ``frame_id``, ``top`` (best first) and ``events`` (``'started:<label>'``)."""
+        return {
+            'frame': int(self.frame_index),
+            'stamp': round(self.stamp, 9),
+            'stamp_ns': int(self.stamp_ns),
+            'frame_id': self.frame_id,
+            'top': [{'label': label, 'score': round(float(score), 6)}
+                    for label, score in sorted(self.top, key=lambda p: -p[1])],
+            'events': [str(event) for event in self.events],
+        }
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -140,41 +168,20 @@ class Hysteresis:
         self.active.clear()
 
     def update(self, scores: np.ndarray, labels: tuple[str, ...],
-               stamp: float) -> list[ActionEvent]:
+               stamp_ns: int) -> list[ActionEvent]:
         events = []
         for index in sorted(self.active):
             if scores[index] < self.off:
                 self.active.discard(index)
-                events.append(ActionEvent('ended', labels[index], index, stamp,
+                events.append(ActionEvent('ended', labels[index], index, stamp_ns,
                                           float(scores[index])))
         for found in np.flatnonzero(scores >= self.on):
             index = int(found)
             if index not in self.active:
                 self.active.add(index)
-                events.append(ActionEvent('started', labels[index], index, stamp,
+                events.append(ActionEvent('started', labels[index], index, stamp_ns,
                                           float(scores[index])))
         return events
-
-
-class _Throttle:
-    """Log a repeated problem at most once per ``period_s`` per reason (with a count)."""
-
-    def __init__(self, logger: logging.Logger, period_s: float = 5.0) -> None:
-        self.logger = logger
-        self.period_s = period_s
-        self._last: dict[str, float] = {}
-        self._suppressed: dict[str, int] = {}
-
-    def warning(self, reason: str, message: str) -> None:
-        now = time.monotonic()
-        last = self._last.get(reason)
-        if last is not None and now - last < self.period_s:
-            self._suppressed[reason] = self._suppressed.get(reason, 0) + 1
-            return
-        suppressed = self._suppressed.pop(reason, 0)
-        extra = f' ({suppressed} similar suppressed)' if suppressed else ''
-        self.logger.warning('%s%s', message, extra)
-        self._last[reason] = now
 
 
 def _frame_problem(frame: Any) -> str | None:
@@ -193,8 +200,8 @@ class Recognizer:
     """Frames in, :class:`Recognition` results out, for one stream.
 
     Args:
-        backend: a :class:`~action_recognition.runtime.backends.Backend` (or a streaming
-            backend with ``frame_features``/``infer_features``).
+        backend: a :class:`~action_recognition.runtime.protocol.Backend` (a
+            :class:`~action_recognition.runtime.protocol.StreamingBackend` when it streams).
         hop: run a clip every ``hop`` frames (once the buffer holds a clip).
         top_k: number of ``(label, score)`` pairs reported.
         score_threshold: pairs scoring below this are left out of ``top``.
@@ -212,7 +219,7 @@ class Recognizer:
                  logger: logging.Logger | None = None) -> None:
         self.backend = backend
         self.logger = logger or logging.getLogger(__name__)
-        self._throttle = _Throttle(self.logger)
+        self._throttle = Throttle(self.logger)
         self.buffer = ClipBuffer(backend.spec, window=window, max_gap_s=max_gap_s,
                                  logger=self.logger)
         self.hop = hop
@@ -220,19 +227,24 @@ class Recognizer:
         self.score_threshold = score_threshold
         self._smoother = Smoother(smoothing, window=smoothing_window, alpha=ema_alpha)
         self._hysteresis = Hysteresis(*hysteresis) if hysteresis is not None else None
-        self.streaming = callable(getattr(backend, 'frame_features', None)) and \
-            callable(getattr(backend, 'infer_features', None))
+        self._stream: StreamingBackend | None = \
+            backend if backend.streaming and isinstance(backend, StreamingBackend) else None
         self._lock = threading.Lock()
         self._infer_lock = threading.Lock()
         self._pending = False
         self._scheduled_generation = -1
         self._smoothed_generation: int | None = None  # the stream the smoothing state is of
-        self._arrival: dict[int, float] = {}
+        self._arrival: deque[tuple[int, float]] = deque(maxlen=self.buffer.capacity)
         self.frames_in = 0
         self.frames_dropped = 0
         self.clips_run = 0
         self.clips_dropped = 0
         self.errors = 0
+
+    @property
+    def streaming(self) -> bool:
+        """Whether per-frame features are cached (a streaming backend)."""
+        return self._stream is not None
 
     @property
     def spec(self) -> ModelSpec:
@@ -300,33 +312,35 @@ class Recognizer:
 
     # -- frames in ---------------------------------------------------------------------------
 
-    def submit_frame(self, frame: Any, stamp: float, frame_id: str = '') -> bool:
+    def submit(self, frame: Any, stamp_ns: int, frame_id: str = '', *,
+               index: int | None = None) -> bool:
         """Check, prepare and buffer one frame; returns whether a clip is now due.
 
-        Safe to call from a camera callback while :meth:`run_latest` runs on another thread.
-        Bad frames are dropped (logged, throttled; counted in ``frames_dropped``).
+        ``frame``: ``uint8`` RGB ``[H, W, 3]``; ``stamp_ns``: its stamp in integer nanoseconds;
+        ``index``: its index in the source (default: its position in this stream). Safe to call
+        from a camera callback while :meth:`run_latest` runs on another thread. Bad frames are
+        dropped (logged, throttled; counted in ``frames_dropped``).
         """
         arrival = time.perf_counter()
         self.frames_in += 1
         problem = _frame_problem(frame)
         if problem is None:
-            try:
-                stamp = float(stamp)
-                if not np.isfinite(stamp):
-                    raise ValueError(f'timestamp {stamp} is not finite')
-                prepared = prepare_frame(frame, self.spec)
-            except Exception as error:
-                problem = str(error)
+            if isinstance(stamp_ns, (bool, float)) or not isinstance(stamp_ns, (int, np.integer)):
+                problem = f'stamp {stamp_ns!r} is not integer nanoseconds'
+            else:
+                try:
+                    prepared = prepare_frame(frame, self.spec).transpose(2, 0, 1)
+                except Exception as error:
+                    problem = str(error)
         if problem is not None:
             self.frames_dropped += 1
             self._throttle.warning('frame', f'dropping frame {frame_id or self.frames_in}: '
                                    f'{problem}')
             return False
         with self._lock:
-            index = self.buffer.push(prepared, stamp, frame_id, source_shape=frame.shape)
-            self._arrival[index] = arrival
-            while len(self._arrival) > self.buffer.capacity:
-                del self._arrival[min(self._arrival)]
+            position = self.buffer.push(prepared, int(stamp_ns), frame_id, index=index,
+                                        source_shape=frame.shape)
+            self._arrival.append((position, arrival))
             # The first clip of a (re)filled buffer runs as soon as it is full; later clips
             # every `hop` frames.
             due = self.buffer.ready() and (
@@ -354,7 +368,9 @@ class Recognizer:
                 self.clips_dropped += 1
                 return None
             clip = self.buffer.latest_clip(mark=False)
-            arrival = self._arrival.get(clip.frame_index, time.perf_counter())
+            newest = int(clip.indices[-1])
+            arrival = next((t for p, t in reversed(self._arrival) if p == newest),
+                           time.perf_counter())
         with self._infer_lock:
             try:
                 start = time.perf_counter()
@@ -377,26 +393,26 @@ class Recognizer:
                 self.clips_run += 1
             return self._postprocess(clip, logits, arrival, inference_s)
 
-    def push(self, frame: Any, stamp: float, frame_id: str = '') -> Recognition | None:
-        """:meth:`submit_frame` then :meth:`run_latest` in one call (single-threaded use)."""
-        if self.submit_frame(frame, stamp, frame_id):
+    def push(self, frame: Any, stamp_ns: int, frame_id: str = '', *,
+             index: int | None = None) -> Recognition | None:
+        """:meth:`submit` then :meth:`run_latest` in one call (single-threaded use)."""
+        if self.submit(frame, stamp_ns, frame_id, index=index):
             return self.run_latest()
         return None
 
     # -- internals ---------------------------------------------------------------------------
 
     def _infer(self, clip: Clip) -> np.ndarray:
-        if not self.streaming:
-            return np.asarray(self.backend.infer(frames_to_tensor(clip.items)))[0]
-        backend: Any = self.backend
+        if self._stream is None:
+            return np.asarray(self.backend.infer(clip.frames))[0]
         missing = [i for i, cached in enumerate(clip.features) if cached is None]
         features = list(clip.features)
         if missing:
-            new = backend.frame_features(frames_to_tensor([clip.items[i] for i in missing]))
+            new = self._stream.frame_features(clip.frames[missing])
             for row, i in enumerate(missing):
                 features[i] = new[row:row + 1]
                 self.buffer.cache_features(int(clip.indices[i]), features[i])
-        return np.asarray(backend.infer_features(torch.cat(features)))[0]
+        return np.asarray(self._stream.infer_features(torch.cat(features)))[0]
 
     def _restart_smoothing(self, clip: Clip) -> list[ActionEvent]:
         """Start smoothing and hysteresis afresh when ``clip`` follows a buffer restart.
@@ -411,7 +427,7 @@ class Recognizer:
         if self._hysteresis is None:
             return []
         labels = self.spec.label_names
-        ended = [ActionEvent('ended', labels[i], i, clip.stamp, 0.0)
+        ended = [ActionEvent('ended', labels[i], i, clip.stamp_ns, 0.0)
                  for i in sorted(self._hysteresis.active)]
         self._hysteresis.reset()
         return ended
@@ -426,11 +442,11 @@ class Recognizer:
         top = [(labels[i], float(scores[i])) for i in order
                if scores[i] >= self.score_threshold]
         if self._hysteresis is not None:
-            events += self._hysteresis.update(scores, labels, clip.stamp)
+            events += self._hysteresis.update(scores, labels, clip.stamp_ns)
         for event in events:
             self.logger.info('action %s: %s (score %.2f) at %.3f', event.kind, event.label,
-                             event.score, event.stamp)
+                             event.score, event.stamp_ns * 1e-9)
         return Recognition(
-            frame_index=clip.frame_index, stamp=clip.stamp, frame_id=clip.frame_id, top=top,
-            scores=scores, raw_scores=raw, events=events,
+            frame_index=clip.frame_index, stamp_ns=clip.stamp_ns, frame_id=clip.frame_id,
+            top=top, scores=scores, raw_scores=raw, events=events,
             latency_s=time.perf_counter() - arrival, inference_s=inference_s)

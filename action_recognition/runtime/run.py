@@ -1,17 +1,13 @@
-"""``action-recognition run``: recognise actions in a video, a camera or a rosbag2 recording.
+"""Offline runs: every frame of a source through the recogniser into the sinks.
 
-::
-
-    action-recognition run --source clip.mp4 --output actions.jsonl
-    action-recognition run --source 0 --output annotated.mp4 --max-frames 300
-    action-recognition run --source recording/ --image-topic /camera/image_raw \\
-        --model model.onnx --backend onnxruntime --output actions.mcap
-
-Frames go through the same :class:`~action_recognition.runtime.recognizer.Recognizer` as the
-ROS node (one clip every ``--hop`` frames, the first as soon as a clip is buffered, so a video of
-exactly one clip span gives exactly one recognition). Without ``--model`` the shipped default
-model is used (:func:`default_model_path`). A progress bar runs on inputs of known length and a
-summary (frames read, dropped, recognitions, clips dropped, fps) ends the run.
+What ``action-recognition run`` (:mod:`action_recognition.cli.run`) does: a
+:class:`~action_recognition.runtime.sources.FrameSource` (video, camera, rosbag2 recording)
+yields frames with their stamps in integer nanoseconds and their index in the source; the same
+:class:`~action_recognition.runtime.recognizer.Recognizer` as the ROS node turns them into
+:class:`~action_recognition.runtime.recognizer.Recognition` results (one clip every ``hop``
+frames, the first as soon as a clip is buffered, so a video of exactly one clip span gives
+exactly one recognition), which go to every sink as they are. A progress bar runs on inputs of
+known length and a :class:`RunSummary` ends the run.
 """
 
 from __future__ import annotations
@@ -19,61 +15,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from dataclasses import field
 import logging
-import os
-from pathlib import Path
 import sys
 import time
-from typing import Any
 
-from action_recognition.runtime.sinks import RecognitionRecord
+from action_recognition.runtime.protocol import Backend
+from action_recognition.runtime.recognizer import Recognition
+from action_recognition.runtime.recognizer import Recognizer
+from action_recognition.runtime.recognizer import Smoothing
 from action_recognition.runtime.sinks import Sink
-from action_recognition.runtime.sinks import StampLedger
 from action_recognition.runtime.sources import FrameSource
+from action_recognition.runtime.sources import SourceError
 
-__all__ = [
-    'DEFAULT_MODEL_NAMES', 'default_model_path', 'RunSummary',
-    'run_stream', 'build_recognizer',
-]
-
-LOGGER = logging.getLogger('action_recognition.run')
-
-DEFAULT_MODEL_NAMES = ('action_recognition_default.onnx', 'action_recognition_default.pt')
-PACKAGE = 'action_recognition'
-
-
-def _model_dirs() -> list[Path]:
-    """Where the shipped model may be: ament prefixes' ``share/``, an install tree, the repo."""
-    dirs = []
-    for prefix in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep):
-        if prefix:
-            dirs.append(Path(prefix) / 'share' / PACKAGE / 'models')
-    package_dir = Path(__file__).resolve().parents[1]
-    # <prefix>/lib/pythonX.Y/site-packages/action_recognition -> <prefix>/share/...
-    dirs.append(package_dir.parents[2] / 'share' / PACKAGE / 'models')
-    dirs.append(Path(sys.prefix) / 'share' / PACKAGE / 'models')
-    # A source checkout (editable install): <repo>/models
-    dirs.append(package_dir.parent / 'models')
-    unique: list[Path] = []
-    for path in dirs:
-        if path not in unique:
-            unique.append(path)
-    return unique
-
-
-def default_model_path() -> Path:
-    """The shipped default model (ONNX preferred); ``FileNotFoundError`` naming where it looked.
-    """
-    searched = _model_dirs()
-    for directory in searched:
-        for name in DEFAULT_MODEL_NAMES:
-            candidate = directory / name
-            if candidate.is_file():
-                return candidate
-    places = ', '.join(str(d) for d in searched)
-    raise FileNotFoundError(
-        f'the shipped default model ({" or ".join(DEFAULT_MODEL_NAMES)}) was not found in '
-        f'{places}; pass --model FILE.onnx|FILE.pt (train one with `action-recognition train` '
-        'and export it with `action-recognition export`)')
+__all__ = ['RunSummary', 'run_stream', 'build_recognizer']
 
 
 @dataclass
@@ -106,17 +59,15 @@ class RunSummary:
         return text
 
 
-def build_recognizer(backend: Any, *, hop: int, top_k: int, threshold: float,
-                     smoothing: str) -> Any:
-    """The :class:`Recognizer` shared by the runner and the node core (same settings)."""
-    from action_recognition.runtime.recognizer import Recognizer
-
+def build_recognizer(backend: Backend, *, hop: int, top_k: int, threshold: float,
+                     smoothing: Smoothing) -> Recognizer:
+    """The :class:`Recognizer` shared by ``run`` and the node core (same settings)."""
     return Recognizer(backend, hop=hop, top_k=top_k, score_threshold=threshold,
-                      smoothing=smoothing,  # type: ignore[arg-type]
+                      smoothing=smoothing,
                       logger=logging.getLogger('action_recognition.recognizer'))
 
 
-def run_stream(source: FrameSource, recognizer: Any, sinks: list[Sink], *,
+def run_stream(source: FrameSource, recognizer: Recognizer, sinks: list[Sink], *,
                progress: bool = True, max_frames: int | None = None) -> RunSummary:
     """Every frame of ``source`` through ``recognizer`` into ``sinks``; returns the summary.
 
@@ -124,13 +75,10 @@ def run_stream(source: FrameSource, recognizer: Any, sinks: list[Sink], *,
     a recording corrupt after some messages) ends the run early: the summary says why
     (``source_error``) and the sinks keep everything written up to there.
     """
-    from tqdm import tqdm
+    from tqdm import tqdm  # progress bar: loaded when a run starts
 
-    from action_recognition.runtime.sources import SourceError
-
-    ledger = StampLedger(capacity=max(1024, 4 * recognizer.buffer.capacity))
     summary = RunSummary()
-    latest: RecognitionRecord | None = None
+    latest: Recognition | None = None
     total = source.total if max_frames is None else min(source.total or max_frames, max_frames)
     start = time.perf_counter()
     bar = tqdm(total=total, unit='frame', disable=not progress, dynamic_ncols=True,
@@ -149,14 +97,12 @@ def run_stream(source: FrameSource, recognizer: Any, sinks: list[Sink], *,
                 break
             if max_frames is not None and count >= max_frames:
                 break
-            stamp = ledger.add(frame.stamp_ns, frame.index)
-            result = recognizer.push(frame.image, stamp, frame.frame_id)
+            result = recognizer.push(frame.image, frame.stamp_ns, frame.frame_id,
+                                     index=frame.index)
             if result is not None:
-                latest = ledger.record(stamp=result.stamp, frame_id=result.frame_id,
-                                       frame_index=result.frame_index, top=result.top,
-                                       events=result.events)
+                latest = result
                 for sink in sinks:
-                    sink.write(latest)
+                    sink.write(result)
                 summary.recognitions += 1
             for sink in sinks:
                 sink.write_frame(frame.image, latest)

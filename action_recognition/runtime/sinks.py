@@ -1,6 +1,7 @@
 """Outputs of offline runs: JSON lines, a rosbag2 MCAP recording, an annotated video.
 
-Every sink receives :class:`RecognitionRecord` objects (one per recognition) through
+Every sink receives the recogniser's result type,
+:class:`~action_recognition.runtime.recognizer.Recognition` (one per window), through
 :meth:`Sink.write`, and every source frame through :meth:`Sink.write_frame` (only the video sink
 uses frames). Formats:
 
@@ -22,11 +23,8 @@ recognised up to there is kept, complete and valid. An existing output is refuse
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Sequence
 import contextlib
-from dataclasses import dataclass
-from dataclasses import field
 import json
 import os
 from pathlib import Path
@@ -36,91 +34,28 @@ from typing import TextIO
 
 import cv2
 import numpy as np
+from rosbags.rosbag2 import StoragePlugin
+from rosbags.rosbag2 import Writer
 
 from action_recognition.files import atomic_dir
 from action_recognition.files import atomic_path
 from action_recognition.files import check_output
 from action_recognition.files import OutputExistsError
+from action_recognition.runtime.annotate import annotate
+from action_recognition.runtime.messages import action_typestore
+from action_recognition.runtime.messages import ACTIONS_TOPIC
+from action_recognition.runtime.messages import build_classification
+from action_recognition.runtime.messages import build_label_info
+from action_recognition.runtime.messages import LABEL_INFO_TOPIC
+from action_recognition.runtime.messages import rosbags_message_types
+from action_recognition.runtime.recognizer import Recognition
 
 __all__ = [
-    'RecognitionRecord', 'Sink', 'JsonLinesSink', 'McapSink', 'VideoSink', 'annotate',
-    'open_sink', 'mcap_bag_dir', 'VIDEO_SUFFIXES', 'StampLedger', 'output_target',
+    'Sink', 'JsonLinesSink', 'McapSink', 'VideoSink', 'open_sink', 'mcap_bag_dir',
+    'VIDEO_SUFFIXES', 'output_target',
 ]
 
 VIDEO_SUFFIXES = ('.mp4', '.avi', '.mkv')
-
-
-@dataclass
-class RecognitionRecord:
-    """One recognition as the sinks write it.
-
-    Attributes:
-        frame: index (in the source) of the clip's last frame.
-        stamp_ns: timestamp of the clip's last frame in integer nanoseconds.
-        frame_id: ``header.frame_id`` of the clip's last frame.
-        top: ``(label, score)`` pairs, best first (top-k above the threshold).
-        events: action start/end events (``'started:<label>'``, ``'ended:<label>'``).
-    """
-
-    frame: int
-    stamp_ns: int
-    frame_id: str
-    top: list[tuple[str, float]]
-    events: list[str] = field(default_factory=list)
-
-    @property
-    def stamp(self) -> float:
-        """Timestamp in seconds."""
-        return self.stamp_ns * 1e-9
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            'frame': int(self.frame),
-            'stamp': round(self.stamp, 9),
-            'stamp_ns': int(self.stamp_ns),
-            'frame_id': self.frame_id,
-            'top': [{'label': label, 'score': round(float(score), 6)}
-                    for label, score in sorted(self.top, key=lambda p: -p[1])],
-            'events': list(self.events),
-        }
-
-
-class StampLedger:
-    """Remembers, for the latest frames, their exact stamp (ns) and source index.
-
-    The recogniser carries stamps as float seconds; headers and outputs need the exact integer
-    nanoseconds and the frame's position in its source. Keyed by the float stamp given to the
-    recogniser (a recognition's ``stamp`` is that same float), bounded to ``capacity`` frames.
-    """
-
-    def __init__(self, capacity: int = 1024) -> None:
-        self.capacity = capacity
-        self._entries: OrderedDict[float, tuple[int, int]] = OrderedDict()
-
-    def add(self, stamp_ns: int, index: int) -> float:
-        """Record a frame; returns the float seconds to give the recogniser."""
-        stamp = stamp_ns * 1e-9
-        self._entries[stamp] = (int(stamp_ns), int(index))
-        self._entries.move_to_end(stamp)
-        while len(self._entries) > self.capacity:
-            self._entries.popitem(last=False)
-        return stamp
-
-    def record(self, *, stamp: float, frame_id: str, frame_index: int,
-               top: Sequence[tuple[str, float]], events: Sequence[Any] = ()
-               ) -> RecognitionRecord:
-        """The record of a recognition whose clip ends at the frame stamped ``stamp``."""
-        stamp_ns, index = self._entries.get(stamp, (round(stamp * 1e9), frame_index))
-        return RecognitionRecord(
-            frame=index, stamp_ns=stamp_ns, frame_id=frame_id,
-            top=[(str(label), float(score)) for label, score in top],
-            events=[_event_text(event) for event in events])
-
-
-def _event_text(event: Any) -> str:
-    kind = getattr(event, 'kind', None)
-    label = getattr(event, 'label', None)
-    return f'{kind}:{label}' if kind is not None else str(event)
 
 
 class _Pending:
@@ -143,10 +78,10 @@ class Sink:
 
     path: Path
 
-    def write_frame(self, image: np.ndarray, latest: RecognitionRecord | None) -> None:
+    def write_frame(self, image: np.ndarray, latest: Recognition | None) -> None:
         """One source frame (``uint8`` RGB ``[H, W, 3]``) and the latest recognition so far."""
 
-    def write(self, record: RecognitionRecord) -> None:
+    def write(self, record: Recognition) -> None:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -169,7 +104,7 @@ class JsonLinesSink(Sink):
         self._pending = _Pending(self.path, force=force)
         self._handle: TextIO | None = self._pending.temporary.open('w', encoding='utf-8')
 
-    def write(self, record: RecognitionRecord) -> None:
+    def write(self, record: Recognition) -> None:
         if self._handle is None:
             raise RuntimeError(f'{self.path} is closed')
         self._handle.write(json.dumps(record.to_json()) + '\n')
@@ -202,13 +137,6 @@ class McapSink(Sink):
 
     def __init__(self, path: str | os.PathLike[str], *, labels: Sequence[str],
                  threshold: float, force: bool = False) -> None:
-        from rosbags.rosbag2 import StoragePlugin
-        from rosbags.rosbag2 import Writer
-
-        from action_recognition.runtime.messages import action_typestore
-        from action_recognition.runtime.messages import ACTIONS_TOPIC
-        from action_recognition.runtime.messages import LABEL_INFO_TOPIC
-        from action_recognition.runtime.messages import rosbags_message_types
 
         self.path = mcap_bag_dir(path)
         if self.path.exists() and not force:
@@ -242,17 +170,13 @@ class McapSink(Sink):
         return self.path / f'{self.path.name}.mcap'
 
     def _write_label_info(self, stamp_ns: int) -> None:
-        from action_recognition.runtime.messages import build_label_info
-
         msg = build_label_info(self._types, labels=self.labels, threshold=self.threshold,
                                stamp=stamp_ns)
         self._writer.write(self._label_info, stamp_ns,
                            self._typestore.serialize_cdr(msg, 'vision_msgs/msg/LabelInfo'))
         self._label_info_written = True
 
-    def write(self, record: RecognitionRecord) -> None:
-        from action_recognition.runtime.messages import build_classification
-
+    def write(self, record: Recognition) -> None:
         if not self._label_info_written:
             self._write_label_info(record.stamp_ns)
         msg = build_classification(self._types, stamp=record.stamp_ns,
@@ -281,25 +205,6 @@ def _is_mcap_recording(path: Path) -> bool:
         name == 'metadata.yaml' or name.endswith('.mcap') for name in names)
 
 
-def annotate(image: np.ndarray, top: Sequence[tuple[str, float]], *,
-             lines: int = 3) -> np.ndarray:
-    """A copy of ``uint8`` RGB ``[H, W, 3]`` with the top ``lines`` labels and scores drawn."""
-    out = np.ascontiguousarray(image).copy()
-    height, width = out.shape[:2]
-    scale = max(0.4, min(height, width) / 480.0)
-    thickness = max(1, round(scale * 2))
-    line_height = int(28 * scale)
-    shown = list(top)[:lines] or [('-', 0.0)]
-    box_h = line_height * len(shown) + int(10 * scale)
-    cv2.rectangle(out, (0, 0), (width, box_h), (0, 0, 0), thickness=-1)
-    for row, (label, score) in enumerate(shown):
-        text = f'{label} {score:.2f}' if label != '-' else 'no action'
-        colour = (255, 255, 0) if row == 0 else (255, 255, 255)
-        cv2.putText(out, text, (int(8 * scale), line_height * (row + 1)),
-                    cv2.FONT_HERSHEY_SIMPLEX, 0.8 * scale, colour, thickness, cv2.LINE_AA)
-    return out
-
-
 class VideoSink(Sink):
     """The source frames with the latest recognition drawn on them.
 
@@ -325,7 +230,7 @@ class VideoSink(Sink):
         self._size: tuple[int, int] | None = None
         self._pending: _Pending | None = _Pending(self.path, force=force)
 
-    def write_frame(self, image: np.ndarray, latest: RecognitionRecord | None) -> None:
+    def write_frame(self, image: np.ndarray, latest: Recognition | None) -> None:
         height, width = image.shape[:2]
         if self._pending is None:
             raise RuntimeError(f'{self.path} is closed')
@@ -343,7 +248,7 @@ class VideoSink(Sink):
         self._writer.write(cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
         self.frames_written += 1
 
-    def write(self, record: RecognitionRecord) -> None:
+    def write(self, record: Recognition) -> None:
         self.count += 1
 
     def close(self) -> None:

@@ -22,12 +22,14 @@ from typing import Any
 
 import cv2
 import numpy as np
+from rosbags.highlevel import AnyReader
 
 from action_recognition.data.images import compressed_msg_to_rgb
 from action_recognition.data.images import DEFAULT_MAX_PIXELS
 from action_recognition.data.images import describe_error
 from action_recognition.data.images import image_msg_to_rgb
 from action_recognition.data.images import ImageDecodeError
+from action_recognition.runtime.messages import action_typestore
 
 __all__ = [
     'Frame', 'FrameSource', 'VideoSource', 'CameraSource', 'BagSource', 'open_source',
@@ -85,6 +87,8 @@ class FrameSource:
         self.frames_read = 0
         self.drop_reasons: Counter[str] = Counter()
         self._warned: set[str] = set()
+        self._total: int | None = None  # set by a source that knows its length
+        self._fps: float | None = None  # and its nominal rate
 
     @property
     def frames_dropped(self) -> int:
@@ -93,13 +97,13 @@ class FrameSource:
 
     @property
     def total(self) -> int | None:
-        """Number of frames expected (``None`` for a live camera)."""
-        return None
+        """Number of frames expected (``None`` for a live camera without ``max_frames``)."""
+        return self._total
 
     @property
     def fps(self) -> float | None:
         """Nominal frame rate, if known."""
-        return None
+        return self._fps
 
     def _drop(self, index: int, reason: str) -> None:
         key = reason.split(':', 1)[0]
@@ -137,18 +141,11 @@ class VideoSource(FrameSource):
         if not self._capture.isOpened():
             raise ValueError(f'OpenCV cannot open {self.path} as a video')
         nominal = float(self._capture.get(cv2.CAP_PROP_FPS) or 0.0)
-        self._fps = float(fps) if fps else (nominal if nominal > 0 else 30.0)
+        self.rate = float(fps) if fps else (nominal if nominal > 0 else 30.0)
+        self._fps = self.rate
         count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self._total = count if count > 0 else None
         self.frame_id = frame_id
-
-    @property
-    def total(self) -> int | None:
-        return self._total
-
-    @property
-    def fps(self) -> float | None:
-        return self._fps
 
     def __iter__(self) -> Iterator[Frame]:
         index = 0
@@ -161,7 +158,7 @@ class VideoSource(FrameSource):
                 self._drop(index, f'bad frame: shape {bgr.shape}')
             else:
                 rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                yield Frame(rgb, round(index * 1e9 / self._fps), self.frame_id, index)
+                yield Frame(rgb, round(index * 1e9 / self.rate), self.frame_id, index)
             index += 1
 
     def close(self) -> None:
@@ -184,14 +181,7 @@ class CameraSource(FrameSource):
         self.max_frames = max_frames
         nominal = float(self._capture.get(cv2.CAP_PROP_FPS) or 0.0)
         self._fps = nominal if nominal > 0 else None
-
-    @property
-    def fps(self) -> float | None:
-        return self._fps
-
-    @property
-    def total(self) -> int | None:
-        return self.max_frames
+        self._total = max_frames
 
     def __iter__(self) -> Iterator[Frame]:
         index = 0
@@ -249,10 +239,6 @@ class BagSource(FrameSource):
 
     def __init__(self, path: str | os.PathLike[str], *, image_topic: str | None = None) -> None:
         super().__init__()
-        from rosbags.highlevel import AnyReader
-
-        from action_recognition.runtime.messages import action_typestore
-
         self.path = _bag_dir(Path(path))
         self.name = f'{self.path}'
         self._reader: Any = AnyReader([self.path], default_typestore=action_typestore())
@@ -290,14 +276,6 @@ class BagSource(FrameSource):
             raise ValueError(f'{self.path}: topic {image_topic!r} carries {sorted(types)}, '
                              f'expected one of {list(IMAGE_TYPES)}')
         return chosen
-
-    @property
-    def total(self) -> int | None:
-        return self._total
-
-    @property
-    def fps(self) -> float | None:
-        return self._fps
 
     def _messages(self) -> Iterator[tuple[Any, int, bytes]]:
         """The topic's raw messages; a storage error becomes a :class:`SourceError`."""

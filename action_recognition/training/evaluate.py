@@ -1,21 +1,22 @@
-"""``action-recognition eval``: accuracy of a checkpoint on a data set's held-out split.
+"""Evaluation: class probabilities, top-1/top-5 and per-class accuracy, reports.
 
-Usage::
-
-    action-recognition eval --checkpoint runs/x/best.pt [--config FILE] [key=value ...]
-
-The model, its labels, clip sampling and preprocessing come from the checkpoint's spec; the data
-set comes from ``--config`` (or, without it, from the config stored in the checkpoint), with
-``key=value`` overrides (``dataset.num_clips=2``, ``dataset.val_seed=7``, ...). Prints top-1,
-top-5 and per-class accuracy and writes ``eval_metrics.json`` and ``confusion_matrix.png``.
-
-The functions :func:`predict` and :func:`compute_metrics` are shared with training.
+:func:`predict`, :func:`gather` and :func:`compute_metrics` serve both the evaluation at the end
+of a training epoch (:mod:`action_recognition.training.train`) and :func:`evaluate_checkpoint`,
+what ``action-recognition eval`` runs: the accuracy of a checkpoint on a data set's held-out
+split. The model, its labels, clip sampling and preprocessing come from the checkpoint's spec;
+the data set from a config file (or, without one, the config stored in the checkpoint) with
+``key=value`` overrides (``dataset.num_clips=2``, ``dataset.val_seed=7``, ...). It writes
+``eval_metrics.json`` and ``confusion_matrix.png``; :func:`format_metrics` makes the summary
+people read.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,10 +27,24 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from action_recognition.data.preprocess import Normalize
+from action_recognition.files import atomic_write_bytes
+from action_recognition.io import checkpoint as ckpt
+from action_recognition.spec import ModelSpec
+from action_recognition.training.config import apply_overrides
+from action_recognition.training.config import config_from_dict
+from action_recognition.training.config import config_to_dict
+from action_recognition.training.config import read_config_data
+from action_recognition.training.config import TrainConfig
+from action_recognition.training.data import build_dataset
+from action_recognition.training.data import held_out_loader
+from action_recognition.training.distributed import resolve_device
+from action_recognition.training.runlog import progress
+from action_recognition.training.runlog import write_confusion_matrix
 
-__all__ = ['predict', 'compute_metrics', 'format_metrics',]
-
-LOG = logging.getLogger('action_recognition.eval')
+__all__ = [
+    'predict', 'gather', 'compute_metrics', 'evaluate_model', 'format_metrics', 'EvalResult',
+    'evaluate_checkpoint',
+]
 
 
 @torch.no_grad()
@@ -108,3 +123,77 @@ def format_metrics(metrics: dict[str, Any], labels: tuple[str, ...]) -> str:
             shown = 'n/a' if value is None else f'{value:6.2f}%'
             lines.append(f'  {label:<{width}}  {shown}')
     return '\n'.join(lines)
+
+
+def evaluate_model(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], spec: ModelSpec,
+                   *, normalize: Normalize, device: torch.device,
+                   amp: bool = False) -> dict[str, Any]:
+    """:func:`compute_metrics` of ``model`` on ``batches`` (this process's share of them, with
+    the other processes' gathered under ``torch.distributed``)."""
+    probs, labels = predict(model, batches, normalize=normalize, device=device,
+                            num_frames=spec.num_frames, amp=amp)
+    probs, labels = gather(probs, labels)
+    return compute_metrics(probs, labels, spec.num_classes)
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """What :func:`evaluate_checkpoint` measured and wrote.
+
+    ``metrics``: :func:`compute_metrics` plus ``labels``, ``checkpoint`` and ``dataset`` (the
+    data-set config); ``metrics_path``: ``eval_metrics.json``; ``confusion_path``:
+    ``confusion_matrix.png``.
+    """
+
+    metrics: dict[str, Any]
+    spec: ModelSpec
+    config: TrainConfig
+    metrics_path: Path
+    confusion_path: Path
+
+
+def evaluate_checkpoint(checkpoint: str | Path, *, config_path: str | Path | None = None,
+                        overrides: Sequence[str] = (), output_dir: str | Path | None = None,
+                        batch_size: int | None = None,
+                        device: str | None = None) -> EvalResult:
+    """Evaluate ``checkpoint`` on its data set's held-out split and write the reports.
+
+    The checkpoint is read safely (``weights_only``; a
+    :class:`~action_recognition.io.checkpoint.CheckpointError` when it is corrupt, unsafe or
+    does not fit its spec). The data set comes from ``config_path`` (default: the config
+    stored in the checkpoint) with ``overrides`` (``key=value``); its classes must be the
+    checkpoint's labels (``ValueError``). ``batch_size`` and ``device`` default to the
+    config's. Writes ``eval_metrics.json`` and ``confusion_matrix.png`` (replacing earlier
+    ones, each atomically) to ``output_dir``, by default ``<checkpoint folder>/eval``.
+    """
+    state = ckpt.load_checkpoint(checkpoint, 'cpu')
+    data = read_config_data(config_path) if config_path is not None else (
+        state.get('config') or {})
+    config = config_from_dict(apply_overrides(data, overrides))
+    if device is not None:
+        config.device = device
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    model, spec = ckpt.load_model_from_checkpoint(checkpoint, 'cpu')
+    target = resolve_device(config.device)
+    split = build_dataset(config, spec, train=False)
+    if tuple(split.classes) != spec.label_names:
+        raise ValueError(
+            f"the data set's classes {list(split.classes)[:5]}... do not match the "
+            f"checkpoint's labels {list(spec.label_names)[:5]}...")
+    loader = held_out_loader(split, batch_size or config.batch_size,
+                             num_workers=config.dataset.num_workers, device=target)
+    metrics = evaluate_model(
+        model.to(target), progress(loader, enable=config.progress, desc='eval'), spec,
+        normalize=Normalize.from_spec(spec).to(target), device=target, amp=config.amp)
+    out_dir = Path(output_dir) if output_dir else Path(checkpoint).parent / 'eval'
+    out_dir.mkdir(parents=True, exist_ok=True)
+    metrics.update(labels=list(spec.label_names), checkpoint=str(checkpoint),
+                   dataset=config_to_dict(config)['dataset'])
+    result = EvalResult(metrics=metrics, spec=spec, config=config,
+                        metrics_path=out_dir / 'eval_metrics.json',
+                        confusion_path=out_dir / 'confusion_matrix.png')
+    atomic_write_bytes(result.metrics_path, json.dumps(metrics, indent=1).encode(), force=True)
+    write_confusion_matrix(result.confusion_path, metrics, spec.label_names,
+                           title=f'{spec.model}: top-1 {metrics["top1"]:.1f}%')
+    return result

@@ -23,10 +23,11 @@ def _save(plt: Any, fig: Any, path: str | Path) -> Path:
 
 
 def _pyplot() -> Any:
+    # matplotlib is heavy: loaded at the first plot, with the Agg backend set before pyplot.
     import matplotlib
 
     matplotlib.use('Agg', force=True)
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # after the backend is chosen
 
     return plt
 

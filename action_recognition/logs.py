@@ -1,0 +1,35 @@
+"""Logging helpers shared by the layers above: a per-reason throttle for repeated warnings."""
+
+from __future__ import annotations
+
+from collections import Counter
+import logging
+import time
+
+__all__ = ['Throttle']
+
+
+class Throttle:
+    """Log a repeated problem at most once per ``period_s`` per key, with a count of the rest.
+
+    A camera sending bad frames at 30 Hz would otherwise flood the log; each key (a reason kind)
+    is logged when it first happens and then every ``period_s`` at most, saying how many similar
+    messages were suppressed in between.
+    """
+
+    def __init__(self, logger: logging.Logger, period_s: float = 5.0) -> None:
+        self.logger = logger
+        self.period_s = period_s
+        self._last: dict[str, float] = {}
+        self._suppressed: Counter[str] = Counter()
+
+    def warning(self, key: str, message: str) -> None:
+        now = time.monotonic()
+        last = self._last.get(key)
+        if last is not None and now - last < self.period_s:
+            self._suppressed[key] += 1
+            return
+        suppressed = self._suppressed.pop(key, 0)
+        extra = f' ({suppressed} similar suppressed)' if suppressed else ''
+        self.logger.warning('%s%s', message, extra)
+        self._last[key] = now

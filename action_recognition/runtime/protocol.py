@@ -1,0 +1,91 @@
+"""What every inference backend is: the :class:`Backend` protocol, and its input/output checks.
+
+Every backend takes ``uint8`` frames ``[B*T, 3, h, w]`` (the T frames of each clip contiguous,
+already resized and cropped to ``spec.input_size``) and returns float32 logits
+``[B, num_classes]`` as a numpy array. Normalisation happens inside the model on the device, so
+only ``uint8`` travels. A backend that can also run the per-frame part of a model on its own
+(ECO-Lite's 2D-Net) is a :class:`StreamingBackend` as well; the recogniser then caches per-frame
+features in its ring and runs the per-frame part only on frames a window has not seen.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+from typing import runtime_checkable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from action_recognition.spec import ModelSpec
+
+__all__ = ['Backend', 'StreamingBackend', 'ModelLoadError', 'check_frames', 'check_logits']
+
+
+class ModelLoadError(RuntimeError):
+    """A model file is missing, corrupt, not 4D-only (unless allowed) or inconsistent with its
+    own metadata; the message names the file and the reason."""
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What the recogniser needs from a backend.
+
+    Attributes:
+        spec: the model's spec (labels, clip sampling, preprocessing).
+        device: ``'cpu'`` or ``'cuda[:N]'`` (where the model runs).
+        name: what the diagnostics and the benchmark call it (``'onnxruntime-cpu'``).
+        streaming: whether it offers the :class:`StreamingBackend` methods and they should be
+            used (a torch backend asked to stream, for a model that can).
+    """
+
+    spec: ModelSpec
+    device: str
+    name: str
+    streaming: bool
+
+    def infer(self, frames: Tensor | np.ndarray) -> np.ndarray:
+        """``uint8 [B*T, 3, h, w]`` -> float32 logits ``[B, num_classes]``."""
+        ...
+
+    def close(self) -> None:
+        """Release the model (and accelerator memory)."""
+        ...
+
+
+@runtime_checkable
+class StreamingBackend(Backend, Protocol):
+    """A backend whose per-frame part (ECO-Lite's 2D-Net) runs on its own."""
+
+    def frame_features(self, frames: Tensor | np.ndarray) -> Tensor:
+        """``uint8 [N, 3, h, w]`` -> per-frame features ``[N, C, h', w']`` (on the device)."""
+        ...
+
+    def infer_features(self, features: Tensor) -> np.ndarray:
+        """Features ``[B*T, C, h', w']`` of whole clips -> float32 logits ``[B, classes]``."""
+        ...
+
+
+def check_frames(frames: Tensor | np.ndarray, spec: ModelSpec) -> int:
+    """Validate ``[B*T, 3, h, w]`` input frames against ``spec``; returns ``B``."""
+    shape = tuple(frames.shape)
+    height, width = spec.input_size
+    if len(shape) != 4 or shape[1] != 3 or shape[2:] != (height, width):
+        raise ValueError(f'expected frames [B*T, 3, {height}, {width}], got {shape}')
+    if shape[0] == 0 or shape[0] % spec.num_frames:
+        raise ValueError(
+            f'the leading axis {shape[0]} is not a positive multiple of the clip length '
+            f'{spec.num_frames}')
+    dtype = frames.dtype
+    if dtype not in (torch.uint8, np.uint8):
+        raise ValueError(f'frames must be uint8 (normalisation happens in the model), got {dtype}')
+    return shape[0] // spec.num_frames
+
+
+def check_logits(logits: np.ndarray, batch: int, spec: ModelSpec, what: str) -> np.ndarray:
+    """``logits`` if they are ``[batch, num_classes]``; ``ValueError`` naming ``what`` if not."""
+    if logits.shape != (batch, spec.num_classes):
+        raise ValueError(
+            f'{what} returned logits of shape {logits.shape}, expected '
+            f'{(batch, spec.num_classes)} ({spec.num_classes} labels)')
+    return logits
