@@ -9,9 +9,13 @@ VISION_MSGS_STAMP := $(VENV)/.vision_msgs-built
 VISION_MSGS_FILES := $(wildcard $(VISION_MSGS)/msg/*.msg) $(VISION_MSGS)/CMakeLists.txt \
 	$(VISION_MSGS)/package.xml
 ROS_BUILD := build/ros_interfaces
+EDGE_VENV := .venv-edge
+EDGE_STAMP := $(EDGE_VENV)/.installed
+RKNN_VENV := .venv-rknn
+RKNN_STAMP := $(RKNN_VENV)/.installed
 ROS_CMAKE_GENERATOR := $(if $(shell command -v ninja),Ninja,Unix Makefiles)
 
-.PHONY: setup ros-setup demo test lint typecheck pytest clean
+.PHONY: setup ros-setup edge-env rknn-env demo test lint typecheck pytest clean
 
 setup: $(STAMP)
 
@@ -56,6 +60,36 @@ else
 endif
 	touch $(VISION_MSGS_STAMP)
 
+# The TFLite / Arm Ethos-U toolchain (litert-torch, ai-edge-quantizer, vela) in its own
+# environment (requirements-edge.txt says why), with the package installed in it too.
+edge-env: $(EDGE_STAMP)
+
+$(EDGE_STAMP): requirements.txt requirements-edge.txt setup.py
+	test -x $(EDGE_VENV)/bin/python || python3 -m venv $(EDGE_VENV)
+	$(EDGE_VENV)/bin/python -m pip install -q --upgrade pip
+	$(EDGE_VENV)/bin/python -m pip install -q torch==2.13.0
+	$(EDGE_VENV)/bin/python -m pip install -q -r requirements.txt -r requirements-edge.txt
+	$(EDGE_VENV)/bin/python -m pip install -q --no-deps --no-build-isolation -e .
+	$(EDGE_VENV)/bin/python -c "import litert_torch, ai_edge_quantizer; import torch; \
+		assert torch.__version__.startswith('2.13.0'), torch.__version__"
+	touch $(EDGE_STAMP)
+
+# Rockchip's rknn-toolkit2 in its own environment (requirements-rknn.txt says why); not part of
+# `make test`: the RKNN tests run where it exists and say why they are skipped where not.
+rknn-env: $(RKNN_STAMP)
+
+$(RKNN_STAMP): requirements-rknn.txt tools/rknn/torch_stub.py
+	test -x $(RKNN_VENV)/bin/python || python3 -m venv $(RKNN_VENV)
+	$(RKNN_VENV)/bin/python -m pip install -q --upgrade pip
+	$(RKNN_VENV)/bin/python -m pip install -q -r requirements-rknn.txt
+	$(RKNN_VENV)/bin/python -m pip install -q --no-deps rknn-toolkit2==2.5.0
+	cp tools/rknn/torch_stub.py $$($(RKNN_VENV)/bin/python -c \
+		"import sysconfig; print(sysconfig.get_paths()['purelib'])")/
+	echo "import torch_stub" > $$($(RKNN_VENV)/bin/python -c \
+		"import sysconfig; print(sysconfig.get_paths()['purelib'])")/torch_stub.pth
+	$(RKNN_VENV)/bin/python -c "from rknn.api import RKNN"
+	touch $(RKNN_STAMP)
+
 demo: setup
 	$(VENV)/bin/action-recognition demo
 
@@ -69,10 +103,11 @@ typecheck: lint
 
 # ROS 2 is installed by ros-setup, so the tests that run the node under real ROS 2 must run:
 # ACTION_RECOGNITION_REQUIRE_ROS=1 turns their skip (where ROS is absent) into a failure.
-pytest: setup ros-setup
+pytest: setup ros-setup edge-env
 	ACTION_RECOGNITION_REQUIRE_ROS=1 $(VENV)/bin/pytest -q --durations=10
 
 test: lint pytest
 
 clean:
-	rm -rf $(VENV) $(TYPINGS) $(ROS_BUILD) .mypy_cache .ruff_cache .pytest_cache *.egg-info
+	rm -rf $(VENV) $(EDGE_VENV) $(RKNN_VENV) $(TYPINGS) $(ROS_BUILD) .mypy_cache .ruff_cache .pytest_cache \
+		*.egg-info

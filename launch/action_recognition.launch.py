@@ -20,10 +20,11 @@
         params_file:=<prefix>/share/action_recognition/config/eco_lite_add_gpu.yaml \\
         model_path:=/models/eco_lite_add.onnx namespace:=robot1
 
-Every parameter comes from ``params_file``; ``model_path``, ``backend`` and ``device`` override
-it when given (empty: keep the file's value). The node is a lifecycle (managed) node; with
-``autostart:=true`` (the default) it configures and activates itself, with ``autostart:=false``
-it waits for a lifecycle manager (``ros2 lifecycle set /action_recognition_node configure``).
+Every parameter comes from ``params_file``; ``model_path``, ``backend``, ``device`` and
+``precision`` override it when given (empty: keep the file's value). The node is a lifecycle
+(managed) node; with ``autostart:=true`` (the default) it configures and activates itself, with
+``autostart:=false`` it waits for a lifecycle manager (``ros2 lifecycle set
+/action_recognition_node configure``).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
 PACKAGE = 'action_recognition'
-OVERRIDES = ('model_path', 'backend', 'device')
+OVERRIDES = ('model_path', 'backend', 'device', 'precision')
 
 
 def _node(context: LaunchContext) -> list[Node]:
@@ -85,13 +86,20 @@ def generate_launch_description() -> LaunchDescription:
                         'action_recognition_node/actions, ...)'),
         DeclareLaunchArgument(
             'model_path', default_value='',
-            description='model file (.onnx or .pt) overriding params_file; empty: keep it'),
+            description='model file (.onnx, .pt, or an OpenVINO IR .xml) overriding '
+                        'params_file; empty: keep it'),
         DeclareLaunchArgument(
             'backend', default_value='',
-            description='auto, torch or onnxruntime, overriding params_file; empty: keep it'),
+            description='auto, torch, onnxruntime or openvino, overriding params_file; empty: '
+                        'keep it'),
         DeclareLaunchArgument(
             'device', default_value='',
-            description="'cpu', 'cuda' or 'cuda:N', overriding params_file; empty: keep it"),
+            description="'cpu', 'cuda[:N]', 'openvino:CPU', 'openvino:GPU[.N]' or "
+                        "'openvino:NPU', overriding params_file; empty: keep it"),
+        DeclareLaunchArgument(
+            'precision', default_value='',
+            description='fp32, bf16 or int8 (see the parameter), overriding params_file; '
+                        'empty: keep it'),
         DeclareLaunchArgument(
             'autostart', default_value='true',
             description='true: configure and activate at start-up; false: wait for lifecycle '

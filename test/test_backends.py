@@ -14,6 +14,7 @@ from action_recognition.models import create_model
 from action_recognition.runtime.backends import load_backend
 from action_recognition.runtime.backends import ModelLoadError
 from action_recognition.runtime.backends import OnnxRuntimeBackend
+from action_recognition.runtime.backends import OpenVinoBackend
 from action_recognition.runtime.backends import select_providers
 from action_recognition.runtime.backends import tensorrt_cache_key
 from action_recognition.runtime.backends import TorchBackend
@@ -133,3 +134,31 @@ def test_tensorrt_cache_key_changes_with_each_part():
     }
     assert key not in others and len(others) == 4
     assert '/' not in key and ' ' not in key
+
+
+def test_auto_picks_the_backend_from_the_file_and_the_device(files):
+    checkpoint, onnx_path = files
+    assert isinstance(load_backend(onnx_path, threads=1), OnnxRuntimeBackend)  # .onnx
+    openvino = load_backend(onnx_path, device='openvino:CPU', threads=1)
+    assert isinstance(openvino, OpenVinoBackend)
+    assert openvino.name == 'openvino-cpu' and openvino.device == 'cpu'
+    frames = _clips(2)
+    np.testing.assert_allclose(openvino.infer(frames), load_backend(checkpoint).infer(frames),
+                               atol=1e-4)
+
+
+@pytest.mark.parametrize(('kwargs', 'reason'), [
+    ({'backend': 'onnxruntime', 'device': 'openvino:CPU'},
+     "device openvino:CPU is an OpenVINO device: it needs backend 'openvino'"),
+    ({'precision': 'bf16'}, 'bf16 applies to the torch and openvino backends'),
+    ({'backend': 'openvino', 'streaming': True}, 'streaming needs a PyTorch checkpoint'),
+    ({'backend': 'openvino', 'device': 'cuda'}, "runs on 'cpu' or 'openvino:DEVICE'"),
+])
+def test_backend_options_that_do_not_fit_are_refused(files, kwargs, reason):
+    with pytest.raises(ModelLoadError, match=reason):
+        load_backend(files[1], **kwargs)
+
+
+def test_int8_is_for_openvino(files):
+    with pytest.raises(ModelLoadError, match='int8 applies to the openvino backend'):
+        load_backend(files[0], precision='int8')

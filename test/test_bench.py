@@ -48,3 +48,26 @@ def test_converted_5d_model_is_benchmarked_beside_the_original(tmp_path, capsys)
     rows = json.loads(out_json.read_text())['rows']
     assert [r['backend'] for r in rows] == ['torch', 'torch-4d']
     assert all(r['note'] == '' and r['latency_p50_ms'] > 0 for r in rows), rows
+
+
+def test_openvino_backends_beside_onnxruntime(tmp_path, capsys):
+    out_json = tmp_path / 'bench.json'
+    code = main(['bench', '--models', 'eco_lite_add_small', '--backends', 'onnxruntime',
+                 'openvino', 'openvino-bf16', 'openvino-int8', '--frames', '4', '--size', '112',
+                 '--threads', '1', '--repeats', '2', '--warmup', '0', '--stream-windows', '1',
+                 '--calibration-clips', '2', '--eval-clips', '2', '--json', str(out_json),
+                 '--no-progress'])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    machine = next(line for line in printed.splitlines() if line.startswith('machine:'))
+    assert ', openvino 20' in machine  # the machine line names OpenVINO's version
+    rows = {r['backend']: r for r in json.loads(out_json.read_text())['rows']}
+    assert list(rows) == ['onnxruntime', 'openvino', 'openvino-bf16', 'openvino-int8']
+    if rows['openvino-bf16']['note']:  # a CPU without bf16
+        assert 'no bf16 support' in rows['openvino-bf16']['note']
+        del rows['openvino-bf16']
+    for name, row in rows.items():
+        assert row['note'] == '', row['note']
+        assert row['latency_p50_ms'] > 0 and row['stream_fps'] > 0, name
+        # Agreement with fp32 for the reduced precisions only, as for onnxruntime-int8.
+        assert (row['top1_agreement_vs_fp32'] is None) == (name in ('onnxruntime', 'openvino'))

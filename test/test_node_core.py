@@ -96,7 +96,18 @@ def test_parameter_table_matches_dataclass_and_has_descriptions():
     ({'top_k': 2.5}, 'top_k must be an integer'),
     ({'smoothing': 'median'}, "smoothing must be one of ['none', 'mean', 'ema']"),
     ({'backend': 'tensorflow'}, 'backend must be one of'),
-    ({'device': 'gpu0'}, "device must be 'cpu', 'cuda' or 'cuda:N'"),
+    ({'device': 'gpu0'}, "device must be 'cpu', 'cuda' or 'cuda:N' (torch, onnxruntime), or "
+                         "'openvino:DEVICE' (DEVICE: CPU, GPU, GPU.N, NPU)"),
+    ({'device': 'openvino:TPU'}, "device must be 'cpu', 'cuda' or 'cuda:N'"),
+    ({'backend': 'torch', 'device': 'openvino:GPU'},
+     'device openvino:GPU is an OpenVINO device: it needs backend openvino (or auto)'),
+    ({'backend': 'openvino', 'device': 'cuda:0'},
+     "backend openvino runs on 'cpu' or an 'openvino:' device"),
+    ({'precision': 'fp16'}, "precision must be one of ['fp32', 'bf16', 'int8']"),
+    ({'precision': 'int8', 'backend': 'onnxruntime'}, 'precision=int8 needs backend openvino'),
+    ({'precision': 'bf16', 'backend': 'onnxruntime'}, 'precision=bf16 needs backend torch or '
+                                                      'openvino'),
+    ({'half': True, 'device': 'cuda', 'precision': 'bf16'}, 'half=true and precision=bf16'),
     ({'half': True}, 'half=true needs a CUDA device'),
     ({'enabled': 'yes'}, 'enabled must be a bool'),
     ({'qos_depth': 0}, 'qos_depth must be >= 1'),
@@ -106,6 +117,16 @@ def test_invalid_parameters_are_refused_with_a_reason(values, reason):
     with pytest.raises(ParameterError) as info:
         parse_parameters(values)
     assert reason in str(info.value)
+
+
+def test_openvino_parameters_are_accepted():
+    params = parse_parameters({'backend': 'openvino', 'device': 'openvino:GPU.1',
+                               'precision': 'int8'})
+    assert (params.backend, params.device, params.precision) == ('openvino', 'openvino:GPU.1',
+                                                                 'int8')
+    for device in ('cpu', 'openvino:CPU', 'openvino:NPU', 'openvino:GPU'):
+        assert parse_parameters({'device': device}).device == device  # auto picks openvino
+    assert parse_parameters({'backend': 'torch', 'precision': 'bf16'}).precision == 'bf16'
 
 
 def test_startup_fails_fast_on_missing_or_incompatible_model(models, tmp_path):
@@ -571,5 +592,5 @@ def test_launch_file_arguments_are_described():
                            if isinstance(part, ast.Constant) and isinstance(part.value, str))
             declared[node.args[0].value] = text
     assert set(declared) == {'params_file', 'image_topic', 'namespace', 'model_path',
-                             'backend', 'device', 'autostart'}
+                             'backend', 'device', 'precision', 'autostart'}
     assert all(len(text) > 20 for text in declared.values()), declared

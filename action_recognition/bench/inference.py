@@ -10,15 +10,18 @@ thread count asked for (default: all cores, then one):
   ``--hop`` frames (for ``torch-stream`` the 2D-Net runs once per frame and its features are
   cached; the others recompute every window);
 - peak resident memory of the process while the combination ran;
-- for reduced precisions (``onnxruntime-int8``, ``onnxruntime-fp16``, ``torch-bf16``): max abs
-  logit difference and top-1 agreement with fp32 on synthetic clips, and the accuracy change
-  when a checkpoint trained on the synthetic benchmark is given (``--checkpoint NAME=PATH``).
+- for reduced precisions (``onnxruntime-int8``, ``onnxruntime-fp16``, ``torch-bf16``,
+  ``openvino-bf16``, ``openvino-int8``): max abs logit difference and top-1 agreement with fp32
+  on synthetic clips, and the accuracy change when a checkpoint trained on the synthetic
+  benchmark is given (``--checkpoint NAME=PATH``).
 
 Backends: ``torch`` (eager fp32), ``torch-bf16`` (eager, bfloat16 autocast; CPUs with bf16
 support), ``torch-stream`` (streaming ECO-Lite), ``onnxruntime`` (fp32), ``onnxruntime-int8``
-(static QDQ), ``onnxruntime-fp16``. The machine (CPU model, cores, bf16/VNNI/AMX flags) and the
-load average before and after are part of the output: other work on the machine distorts
-multi-threaded figures badly.
+(static QDQ), ``onnxruntime-fp16``, ``openvino`` (the fp32 ONNX file on OpenVINO's CPU plugin,
+fp32), ``openvino-bf16`` (the same, bf16 inference precision), ``openvino-int8`` (quantised at
+load by NNCF on ``calibration_clips`` synthetic clips). The machine (CPU model, cores,
+bf16/VNNI/AMX flags) and the load average before and after are part of the output: other work
+on the machine distorts multi-threaded figures badly.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import copy
 from dataclasses import asdict
 from dataclasses import dataclass
 from dataclasses import field
+import importlib.metadata
 import logging
 import os
 from pathlib import Path
@@ -50,7 +54,9 @@ from action_recognition.models import model_info
 from action_recognition.models.analysis import count_macs
 from action_recognition.runtime.backends import load_checkpoint
 from action_recognition.runtime.backends import OnnxRuntimeBackend
+from action_recognition.runtime.backends import OpenVinoBackend
 from action_recognition.runtime.backends import TorchBackend
+from action_recognition.runtime.openvino_backend import OpenVinoPrecision
 from action_recognition.runtime.recognizer import Recognizer
 from action_recognition.spec import ModelSpec
 
@@ -62,7 +68,11 @@ __all__ = [
 LOGGER = logging.getLogger(__name__)
 
 BACKENDS = ('torch', 'torch-4d', 'torch-bf16', 'torch-stream', 'onnxruntime', 'onnxruntime-int8',
-            'onnxruntime-fp16')
+            'onnxruntime-fp16', 'openvino', 'openvino-bf16', 'openvino-int8')
+OPENVINO_PRECISIONS: dict[str, OpenVinoPrecision] = {
+    'openvino': 'fp32', 'openvino-bf16': 'bf16', 'openvino-int8': 'int8'}
+REDUCED_PRECISION = ('torch-bf16', 'onnxruntime-int8', 'onnxruntime-fp16', 'openvino-bf16',
+                     'openvino-int8')
 DEFAULT_MODELS = ('eco_lite_add', 'eco_lite_conv3d_5d')
 DEFAULT_BACKENDS = ('torch', 'torch-stream', 'onnxruntime', 'onnxruntime-int8', 'torch-bf16')
 
@@ -122,6 +132,15 @@ def _cpu_flags() -> set[str]:
     return set()
 
 
+def _openvino_version() -> str | None:
+    # From the package's metadata: importing openvino just for its version would send its
+    # import telemetry (see io.openvino_graph.import_openvino).
+    try:
+        return importlib.metadata.version('openvino')
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def machine_info() -> dict[str, Any]:
     """CPU model, cores, relevant ISA flags, library versions."""
     import onnxruntime as ort  # optional heavy dependency: only to report its version
@@ -149,7 +168,7 @@ def machine_info() -> dict[str, Any]:
         'cpu': name, 'cores': os.cpu_count(), 'isa': isa, 'memory_gb': memory_gb,
         'gpu': torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         'torch': torch.__version__, 'onnxruntime': ort.__version__,
-        'platform': platform.platform(),
+        'openvino': _openvino_version(), 'platform': platform.platform(),
     }
 
 
@@ -213,6 +232,19 @@ def _time_runs(fn: Any, warmup: int, repeats: int) -> list[float]:
     return times
 
 
+def _exported(model: nn.Module, spec: ModelSpec, precision: str, workdir: Path,
+              exports: dict[str, Path], calibration_clips: int) -> Path:
+    """The model's ONNX file in ``precision`` (``'fp32'``, ``'fp16'``, ``'int8'``), exported
+    once per model and clip size."""
+    if precision not in exports:
+        path = workdir / f'{spec.model}_{spec.num_frames}x{spec.input_size[0]}_{precision}.onnx'
+        export_onnx(model, spec, path, allow_5d=True, fp16=precision == 'fp16',
+                    int8=precision == 'int8', calibration_clips=calibration_clips,
+                    eval_clips=0 if precision == 'fp32' else 11)
+        exports[precision] = path
+    return exports[precision]
+
+
 def _make_backend(name: str, model: nn.Module, spec: ModelSpec, threads: int, workdir: Path,
                   exports: dict[str, Path], calibration_clips: int) -> Any:
     if name == 'torch':
@@ -230,17 +262,20 @@ def _make_backend(name: str, model: nn.Module, spec: ModelSpec, threads: int, wo
         return TorchBackend(copy.deepcopy(model), spec, precision='bf16')
     if name == 'torch-stream':
         return TorchBackend(model, spec, streaming=True)
+    if name in OPENVINO_PRECISIONS:
+        precision = OPENVINO_PRECISIONS[name]
+        if precision == 'bf16' and not has_bf16():
+            raise RuntimeError('this CPU has no bf16 support (avx512_bf16/amx_bf16)')
+        # The fp32 ONNX file (shared with onnxruntime); bf16 and int8 are OpenVINO's own.
+        return OpenVinoBackend(_exported(model, spec, 'fp32', workdir, exports,
+                                         calibration_clips),
+                               precision=precision, threads=threads,
+                               calibration_clips=calibration_clips)
     if name.startswith('onnxruntime'):
-        precision = name.split('-', 1)[1] if '-' in name else 'fp32'
-        if precision not in exports:
-            path = workdir / f'{spec.model}_{spec.num_frames}x{spec.input_size[0]}_' \
-                             f'{precision}.onnx'
-            export_onnx(model, spec, path, allow_5d=True, fp16=precision == 'fp16',
-                        int8=precision == 'int8', calibration_clips=calibration_clips,
-                        eval_clips=0 if precision == 'fp32' else 11)
-            exports[precision] = path
-        return OnnxRuntimeBackend(exports[precision], providers=['CPUExecutionProvider'],
-                                  threads=threads)
+        stored = name.split('-', 1)[1] if '-' in name else 'fp32'
+        return OnnxRuntimeBackend(_exported(model, spec, stored, workdir, exports,
+                                            calibration_clips),
+                                  providers=['CPUExecutionProvider'], threads=threads)
     raise ValueError(f'unknown backend {name!r}; choose from {", ".join(BACKENDS)}')
 
 
@@ -344,8 +379,7 @@ def run_bench(*, models: list[str], backends: list[str], frames: list[int], size
                         if stream_windows:
                             row.stream_fps = _stream_fps(backend, spec, hop, stream_windows)
                         row.peak_rss_mb = _peak_rss_mb()
-                        if backend_name in ('torch-bf16', 'onnxruntime-int8',
-                                            'onnxruntime-fp16') and len(clips):
+                        if backend_name in REDUCED_PRECISION and len(clips):
                             _agreement(backend, reference, spec, clips, labels, row)
                         backend.close()
                     except Exception as error:
@@ -372,7 +406,8 @@ def format_table(result: BenchResult) -> str:
     lines = [
         f'machine: {machine["cpu"]}, {machine["cores"]} cores, {machine["memory_gb"]} GB, '
         f'ISA {" ".join(machine["isa"])}; torch {machine["torch"]}, onnxruntime '
-        f'{machine["onnxruntime"]}',
+        f'{machine["onnxruntime"]}'
+        + (f', openvino {machine["openvino"]}' if machine.get('openvino') else ''),
         'load average (1/5/15 min) before: {:.2f} {:.2f} {:.2f}, after: {:.2f} {:.2f} {:.2f}'
         .format(*result.load_before, *result.load_after),
         'fp32 peak (2048^3 matmul): ' + ', '.join(

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from action_recognition.data import synth
 from action_recognition.io.model_files import default_model_path
+from action_recognition.runtime.backends import BACKEND_NAMES
 from action_recognition.runtime.backends import load_backend
 from action_recognition.runtime.backends import ModelLoadError
 from action_recognition.runtime.recognizer import Recognizer
@@ -45,7 +46,8 @@ class DemoResult:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--model', default=None,
                         help='FILE.onnx or FILE.pt (default: the shipped default model)')
-    parser.add_argument('--backend', default='auto', choices=['auto', 'torch', 'onnxruntime'])
+    parser.add_argument('--backend', default='auto', choices=list(BACKEND_NAMES),
+                        help='inference backend (auto: from the model file)')
     parser.add_argument('--per-class', type=int, default=3, help='clips per class (default 3)')
     parser.add_argument('--seed', type=int, default=DEMO_SEED,
                         help=f'generator seed (default {DEMO_SEED}, unused in training)')

@@ -1,6 +1,12 @@
-"""``action-recognition export``: one checked, self-contained ONNX file per model.
+"""``action-recognition export``: a model in the form a runtime or an accelerator takes.
 
-See :mod:`action_recognition.deploy.export` for the file and its checks.
+``--target onnx`` (default): one checked, self-contained ONNX file
+(:mod:`action_recognition.deploy.export`); ``--target tflite``: TFLite for Arm Ethos-U NPUs, int8
+and compiled with Vela (:mod:`action_recognition.deploy.targets.tflite`; run it from
+``.venv-edge``); ``--target openvino``: an OpenVINO IR, fp32 or NNCF int8
+(:mod:`action_recognition.deploy.targets.openvino`); ``--target rknn``: Rockchip RKNN (in its
+own environment). Each target writes the spec beside or inside the file and prints a report:
+placement on the accelerator, parity with PyTorch on synthetic clips, file size.
 """
 
 from __future__ import annotations
@@ -10,9 +16,23 @@ from pathlib import Path
 
 import torch
 
+from action_recognition.data.clips import synthetic_clips
+from action_recognition.deploy.calibration import calibration_clips_from
 from action_recognition.deploy.export import DEFAULT_OPSET
 from action_recognition.deploy.export import export_onnx
 from action_recognition.deploy.export import ExportError
+from action_recognition.deploy.export import ExportReport
+from action_recognition.deploy.targets import TargetReport
+from action_recognition.deploy.targets import TARGETS
+from action_recognition.deploy.targets.openvino import export_openvino
+from action_recognition.deploy.targets.openvino import OPENVINO_DEVICE
+from action_recognition.deploy.targets.rockchip import export_rknn
+from action_recognition.deploy.targets.rockchip import RKNN_PLATFORM
+from action_recognition.deploy.targets.rockchip import RknnToolchainError
+from action_recognition.deploy.targets.tflite import EdgeToolchainError
+from action_recognition.deploy.targets.tflite import ETHOS_U_CONFIG
+from action_recognition.deploy.targets.tflite import export_tflite
+from action_recognition.files import atomic_write_bytes
 from action_recognition.files import check_output
 from action_recognition.models import create_model
 from action_recognition.models import model_info
@@ -49,7 +69,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--frame-stride', type=int, default=1,
                         help='frame stride of dense sampling (random weights)')
     parser.add_argument('--labels', nargs='+', help='label names (random weights)')
-    parser.add_argument('--output', type=Path, required=True, help='the .onnx file to write')
+    parser.add_argument('--target', choices=TARGETS, default='onnx',
+                        help='the form to write: onnx (default), openvino (IR .xml/.bin), '
+                             'tflite (Arm Ethos-U: use --int8; needs .venv-edge), rknn')
+    parser.add_argument('--output', type=Path, required=True,
+                        help='the file to write (.onnx, .xml, .tflite or .rknn)')
+    parser.add_argument('--accelerator', default=None,
+                        help='tflite: the Ethos-U configuration Vela compiles for (default '
+                             f'{ETHOS_U_CONFIG}); rknn: the target platform (default rk3588); '
+                             f'openvino: the device placement is queried on (default '
+                             f'{OPENVINO_DEVICE})')
+    parser.add_argument('--report', type=Path, default=None,
+                        help='also write the report as JSON here')
     parser.add_argument('--force', action='store_true',
                         help='replace an existing --output (refused otherwise)')
     precision = parser.add_mutually_exclusive_group()
@@ -80,9 +111,35 @@ def _check_consistent(args: argparse.Namespace, spec: ModelSpec) -> None:
         raise ExportError(f'{args.checkpoint} disagrees with ' + ', '.join(wrong))
 
 
+def _export_target(args: argparse.Namespace, model: torch.nn.Module,
+                   spec: ModelSpec) -> TargetReport:
+    """``--target tflite|rknn|openvino``: int8 calibrated on ``--calibration`` or synthetic
+    clips, compared with PyTorch on synthetic clips of another seed."""
+    calibration = calibration_clips_from(args.calibration, spec, args.calibration_clips,
+                                         seed=args.seed) if args.int8 else None
+    eval_clips, eval_labels = synthetic_clips(spec, args.eval_clips, seed=args.seed + 1000) \
+        if args.eval_clips else (None, None)
+    if args.target == 'tflite':
+        return export_tflite(model, spec, args.output, int8=args.int8, calibration=calibration,
+                             eval_clips=eval_clips, eval_labels=eval_labels,
+                             accelerator=args.accelerator or ETHOS_U_CONFIG, force=args.force)
+    if args.target == 'rknn':
+        return export_rknn(model, spec, args.output, platform=args.accelerator or RKNN_PLATFORM,
+                           int8=args.int8, calibration=calibration, eval_clips=eval_clips,
+                           eval_labels=eval_labels, force=args.force)
+    if args.target == 'openvino':
+        return export_openvino(model, spec, args.output, int8=args.int8, calibration=calibration,
+                               eval_clips=eval_clips, eval_labels=eval_labels,
+                               device=args.accelerator or OPENVINO_DEVICE, force=args.force)
+    raise ValueError(f'unknown target {args.target!r}')
+
+
 def run(args: argparse.Namespace) -> int:
     if args.calibration is not None and not args.int8:
         print('error: --calibration is only used with --int8')
+        return 2
+    if args.target != 'onnx' and args.fp16:
+        print(f'error: --fp16 is for --target onnx; {args.target} takes fp32 or --int8')
         return 2
     try:
         check_output(args.output, force=args.force, inputs=[args.checkpoint, args.calibration],
@@ -98,14 +155,21 @@ def run(args: argparse.Namespace) -> int:
             torch.manual_seed(args.seed)
             model = create_model(spec.model, num_classes=spec.num_classes,
                                  num_frames=spec.num_frames)
-        report = export_onnx(model, spec, args.output, opset=args.opset,
-                             allow_5d=args.allow_5d, fp16=args.fp16, int8=args.int8,
-                             calibration=args.calibration,
-                             calibration_clips=args.calibration_clips,
-                             eval_clips=args.eval_clips, seed=args.seed, force=args.force)
-    except (ExportError, ModelLoadError, KeyError, ValueError, FileExistsError) as error:
+        report: ExportReport | TargetReport
+        if args.target == 'onnx':
+            report = export_onnx(model, spec, args.output, opset=args.opset,
+                                 allow_5d=args.allow_5d, fp16=args.fp16, int8=args.int8,
+                                 calibration=args.calibration,
+                                 calibration_clips=args.calibration_clips,
+                                 eval_clips=args.eval_clips, seed=args.seed, force=args.force)
+        else:
+            report = _export_target(args, model, spec)
+    except (ExportError, ModelLoadError, KeyError, ValueError, FileExistsError,
+            EdgeToolchainError, RknnToolchainError, RuntimeError, ImportError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f'error: {message}')
         return 1
     print(report.summary())
+    if args.report is not None and isinstance(report, TargetReport):
+        atomic_write_bytes(args.report, report.to_json().encode('utf-8'), force=True)
     return 0

@@ -5,6 +5,8 @@
     action-recognition run --source 0 --output annotated.mp4 --max-frames 300
     action-recognition run --source recording/ --image-topic /camera/image_raw \\
         --model model.onnx --backend onnxruntime --output actions.mcap
+    action-recognition run --source clip.mp4 --backend openvino --precision int8 \\
+        --output actions.jsonl
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import sys
 from action_recognition.data.images import DEFAULT_MAX_PIXELS
 from action_recognition.files import check_output
 from action_recognition.io.model_files import default_model_path
+from action_recognition.io.model_files import ir_weights_path
+from action_recognition.runtime.backends import BACKEND_NAMES
 from action_recognition.runtime.backends import load_backend
 from action_recognition.runtime.backends import ModelLoadError
 from action_recognition.runtime.run import build_recognizer
@@ -36,12 +40,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='image topic in the bag (sensor_msgs/msg/Image or CompressedImage);'
                              ' may be omitted when the bag has one image topic')
     parser.add_argument('--model', default=None,
-                        help='FILE.onnx or FILE.pt (training checkpoint); default: the shipped '
-                             'model')
-    parser.add_argument('--backend', default='auto', choices=['auto', 'torch', 'onnxruntime'],
-                        help='inference backend (auto: from the model file)')
-    parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda[:N]'")
+                        help='FILE.onnx, FILE.pt (training checkpoint) or FILE.xml (OpenVINO IR '
+                             'with FILE.bin); default: the shipped model')
+    parser.add_argument('--backend', default='auto', choices=list(BACKEND_NAMES),
+                        help='inference backend (auto: from the model file, openvino for an '
+                             'openvino: device)')
+    parser.add_argument('--device', default='cpu',
+                        help="'cpu', 'cuda[:N]' or 'openvino:CPU|GPU|GPU.N|NPU'")
     parser.add_argument('--half', action='store_true', help='fp16 (torch backend on CUDA)')
+    parser.add_argument('--precision', default='fp32', choices=['fp32', 'bf16', 'int8'],
+                        help='bf16: torch or openvino; int8: openvino (NNCF post-training '
+                             'quantisation at load on synthetic clips, unless the file is int8)')
     parser.add_argument('--threads', type=int, default=None, help='CPU threads for inference')
     parser.add_argument('--output', required=True,
                         help='FILE.jsonl (one line per recognition), FILE.mcap (rosbag2 '
@@ -94,16 +103,19 @@ def run(args: argparse.Namespace) -> int:
         return 1
     try:
         # Before any work: the output must not be the source (or inside a recording) nor the
-        # model, and must not exist unless --force.
+        # model (an OpenVINO IR's weights file included), and must not exist unless --force.
+        model_files = [model_path] + ([ir_weights_path(model_path)]
+                                      if model_path.suffix.lower() == '.xml' else [])
         check_output(output_target(args.output), force=args.force, what='--output',
-                     inputs=[None if str(args.source).isdigit() else args.source, model_path])
+                     inputs=[None if str(args.source).isdigit() else args.source,
+                             *model_files])
     except (FileExistsError, ValueError) as error:
         LOGGER.error('%s', error)
         return 1
     try:
         backend = load_backend(model_path, backend=args.backend, device=args.device,
-                               half=args.half, threads=args.threads, allow_5d=args.allow_5d,
-                               logger=LOGGER)
+                               half=args.half, precision=args.precision, threads=args.threads,
+                               allow_5d=args.allow_5d, logger=LOGGER)
     except (ModelLoadError, ValueError) as error:
         LOGGER.error('cannot load model: %s', error)
         return 1

@@ -85,12 +85,18 @@ def _dynamo(module: nn.Module, example: Tensor, opset: int, input_name: str,
             output_names: list[str], batch: Any) -> Any:
     """The graph of the ``torch.export``-based exporter (``dynamo=True``); ``batch``: the
     ``torch.export.Dim`` of the input's leading axis, or ``None`` for static shapes."""
-    with warnings.catch_warnings(), without_extra_state(module):
-        warnings.simplefilter('ignore')
-        program = torch.onnx.export(
-            module, (example,), dynamo=True, input_names=[input_name],
-            output_names=output_names, opset_version=opset,
-            dynamic_shapes=None if batch is None else ({0: batch},), external_data=False)
+    passes = logging.getLogger('onnx_ir')  # logs every initializer it deduplicates at INFO
+    level = passes.level
+    passes.setLevel(max(level, logging.WARNING))
+    try:
+        with warnings.catch_warnings(), without_extra_state(module):
+            warnings.simplefilter('ignore')
+            program = torch.onnx.export(
+                module, (example,), dynamo=True, verbose=False, input_names=[input_name],
+                output_names=output_names, opset_version=opset,
+                dynamic_shapes=None if batch is None else ({0: batch},), external_data=False)
+    finally:
+        passes.setLevel(level)
     if program is None:
         raise ExportError('torch.onnx.export returned nothing')
     proto = program.model_proto

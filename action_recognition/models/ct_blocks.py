@@ -12,9 +12,9 @@ CT-Module (``C = C1 x C2``, ``C1 = 2^floor(log2(C)/2)``, ``C2 = 2^ceil(log2(C)/2
       |     temporal 3x1x1 conv -> BN -> ReLU -> temporal excitation  (Eq. 4, 7)
       |     sum (Eq. 5) -> channel excitation (Eq. 8)
       |-- point-wise conv 1x1 (C -> C) -> BN -> ReLU     (between the sub-operations only)
-      |-- channel permutation (index_select): order c' = j*C1 + i
+      |-- channel permutation (transpose_channels(C1, C2)): order c' = j*C1 + i
       |-- sub-operation 2: mixes the C1 channels of each j (groups=C2), same structure
-      |-- inverse permutation
+      |-- inverse permutation (transpose_channels(C2, C1))
     out [B*T, C, H, W]
 
 Tensor Excitation (appendix A.2, Fig. 4), reduction ``C/4``, every conv grouped like its
@@ -29,8 +29,24 @@ The ablations of Table 2a (``block=``): :class:`C3DModule` (full 3x3x3, BN, ReLU
 
 Everything is 4D: temporal convolutions run on the ``[B, C, T, H*W]`` layout
 (:func:`~action_recognition.models.layers.to_temporal`, :class:`Conv3dAs4d`), the channel
-tensorization is a grouped ``Conv2d`` after an ``index_select`` permutation, and no tensor,
-parameter or buffer has rank above 4.
+tensorization is a grouped ``Conv2d`` after a channel permutation, and no tensor, parameter or
+buffer has rank above 4.
+
+NPU forms (issue 14; Arm Vela for Ethos-U after PyTorch -> TFLite -> int8, Rockchip RKNN,
+OpenVINO), each with the same result as the plain form:
+
+- The channel permutation is a transpose of the channel grid, ``[N, C1, C2, H*W] -> [N, C2, C1,
+  H*W]`` (:func:`transpose_channels`, a reshape-transpose-reshape of rank 4), not an
+  ``index_select`` (a GATHER, which Vela leaves on the CPU and with which OpenVINO's CPU plugin
+  computed CT-Net-R50's logits 0.05 off, now 5e-7).
+- Every mean over ``H, W`` is an average pooling over the map
+  (:func:`~action_recognition.models.layers.spatial_mean`) and the spatial excitation's mean
+  over a clip's frames a ``T x 1`` average pooling on the temporal layout ``[B, C, T, H*W]``:
+  no MEAN on the batch of frames, which Vela refuses, and no reshape of the frames to
+  ``[B, T, C, H*W]``, which RKNN ran on its CPU.
+- The channel excitation's grouped point-wise products are grouped 1x1 ``Conv2d`` on the pooled
+  ``[B*T, C, 1, 1]`` (the modules' own call), not the batched matrix product over the groups
+  used before (a BATCH_MATMUL, which Vela does not take with per-channel int8 weights).
 """
 
 from __future__ import annotations
@@ -40,17 +56,21 @@ import math
 import torch
 from torch import nn
 from torch import Tensor
+import torch.nn.functional as F
 
 from action_recognition.models.layers import Conv3dAs4d
+from action_recognition.models.layers import from_temporal
 from action_recognition.models.layers import kaiming_normal_fan_out_
+from action_recognition.models.layers import spatial_mean
+from action_recognition.models.layers import to_temporal
 from action_recognition.models.resnet import BottleneckFrame
 from action_recognition.models.resnet import conv1x1
 from action_recognition.models.resnet import conv3x3
 
 __all__ = [
-    'BLOCK_TYPES', 'channel_split', 'SpatialExcitation', 'TemporalExcitation',
-    'ChannelExcitation', 'TensorSeparableConv', 'CTModule', 'C3DModule', 'R2Plus1DModule',
-    'CSNModule', 'VideoBottleneck', 'init_video_modules', 'video_module',
+    'BLOCK_TYPES', 'channel_split', 'transpose_channels', 'SpatialExcitation',
+    'TemporalExcitation', 'ChannelExcitation', 'TensorSeparableConv', 'CTModule', 'C3DModule',
+    'R2Plus1DModule', 'CSNModule', 'VideoBottleneck', 'init_video_modules', 'video_module',
 ]
 
 BLOCK_TYPES = ('ct', 'c3d', 'r2plus1d', 'csn')
@@ -66,6 +86,17 @@ def channel_split(channels: int) -> tuple[int, int]:
         raise ValueError(f'CT-Module channels must be a power of two >= 4, got {channels}')
     half = math.log2(channels) / 2
     return 2 ** math.floor(half), 2 ** math.ceil(half)
+
+
+def transpose_channels(x: Tensor, rows: int, cols: int) -> Tensor:
+    """``[N, rows*cols, H, W]``: channel ``i*cols + j`` moves to ``j*rows + i`` (``i < rows``).
+
+    The channels as a ``rows x cols`` grid, transposed: a reshape to ``[N, rows, cols, H*W]``,
+    a transpose of axes 1 and 2 and a reshape back (rank 4 throughout; no gather).
+    """
+    _, channels, height, width = x.shape
+    grid = x.reshape(-1, rows, cols, height * width).transpose(1, 2)
+    return grid.reshape(-1, channels, height, width)
 
 
 def _temporal_conv(in_channels: int, out_channels: int, groups: int) -> Conv3dAs4d:
@@ -85,7 +116,10 @@ class SpatialExcitation(nn.Module):
 
     The frames of a clip are averaged (``[B, C, H, W]``), two grouped 3x3 convs (``C -> C/r``
     with BN and ReLU, ``C/r -> C``) and a sigmoid give one spatial map per clip and channel, which
-    multiplies every frame.
+    multiplies every frame. Both the average and the product run on the temporal layout
+    ``[B, C, T, H*W]`` (:func:`~action_recognition.models.layers.to_temporal`, as the temporal
+    convs do; the average is a ``T x 1`` average pooling): RKNN ran the plain reshapes of the
+    frames to ``[B, T, C, H*W]`` on its CPU, not this layout change.
     """
 
     def __init__(self, channels: int, groups: int, num_frames: int, reduction: int = 4) -> None:
@@ -99,14 +133,13 @@ class SpatialExcitation(nn.Module):
         self.fc2 = conv3x3(hidden, channels, groups=groups)
 
     def forward(self, x: Tensor) -> Tensor:
-        frames, channels, height, width = x.shape
-        clips = frames // self.num_frames
-        pooled = x.reshape(clips, self.num_frames, -1).mean(1)  # [B, C*H*W]
-        pooled = pooled.reshape(clips, channels, height, width)
+        _, channels, height, width = x.shape
+        clips = to_temporal(x, self.num_frames)  # [B, C, T, H*W]
+        pooled = F.avg_pool2d(clips, (self.num_frames, 1))  # [B, C, 1, H*W]
+        pooled = pooled.reshape(-1, channels, height, width)
         attention = torch.sigmoid(self.fc2(self.relu(self.bn(self.fc1(pooled)))))
-        out = x.reshape(clips, self.num_frames, channels, height * width) * attention.reshape(
-            clips, 1, channels, height * width)
-        return out.reshape(frames, channels, height, width)
+        out = clips * attention.reshape(-1, channels, 1, height * width)
+        return from_temporal(out, height, width)
 
 
 class TemporalExcitation(nn.Module):
@@ -127,7 +160,7 @@ class TemporalExcitation(nn.Module):
         self.fc2 = _temporal_conv(hidden, channels, groups)
 
     def forward(self, x: Tensor) -> Tensor:
-        pooled = x.mean((2, 3), keepdim=True)  # [B*T, C, 1, 1]
+        pooled = spatial_mean(x)  # [B*T, C, 1, 1]
         hidden = self.relu(self.bn(self.fc1(pooled, self.num_frames)))
         return x * torch.sigmoid(self.fc2(hidden, self.num_frames))
 
@@ -136,9 +169,12 @@ class ChannelExcitation(nn.Module):
     """Eq. 8: ``R * sigmoid(PW-TSConv(S-Pool(R)))`` on frames ``[B*T, C, H, W]`` (same shape out).
 
     Per frame: average over ``H, W``, grouped 1x1 convs ``C -> C/r`` (BN, ReLU) and ``C/r -> C``,
-    sigmoid. The 1x1 convs on the pooled ``[B*T, C]`` vectors are computed as one batched matrix
-    product over the groups (same result and MACs; PyTorch's CPU fallback for small grouped 1x1
-    convs loops over the groups and was a third of the CT-Net's time on one thread).
+    sigmoid. The convs run as they are on the pooled ``[B*T, C, 1, 1]`` maps: NPU toolchains take
+    a grouped 1x1 ``Conv2d``, not the batched matrix product over the groups that computed them
+    before (same result and MACs). PyTorch's CPU kernel for these small grouped convs is slower
+    than that product by tens of microseconds a call, lost in a CT-Net pass: on one thread,
+    CT-Net-R50 at 8x112x112 took 209 ms (product: 210 ms), 772 ms at 8x224x224 (762 ms), and a
+    training step at 8x112x112 741 ms (744 ms).
     """
 
     def __init__(self, channels: int, groups: int, reduction: int = 4) -> None:
@@ -149,20 +185,9 @@ class ChannelExcitation(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.fc2 = nn.Conv2d(hidden, channels, 1, groups=groups, bias=False)
 
-    @staticmethod
-    def _grouped_pointwise(v: Tensor, conv: nn.Conv2d) -> Tensor:
-        """``conv`` (grouped 1x1, no bias) on vectors ``[N, C_in]`` -> ``[N, C_out]``."""
-        groups = conv.groups
-        weight = conv.weight.reshape(groups, conv.out_channels // groups, -1)  # [G, Co/G, Ci/G]
-        grouped = v.reshape(v.shape[0], groups, -1).transpose(0, 1)  # [G, N, Ci/G]
-        out = torch.bmm(grouped, weight.transpose(1, 2))  # [G, N, Co/G]
-        return out.transpose(0, 1).reshape(v.shape[0], conv.out_channels)
-
     def forward(self, x: Tensor) -> Tensor:
-        pooled = x.mean((2, 3))  # [B*T, C]
-        hidden = self.bn(self._grouped_pointwise(pooled, self.fc1)[:, :, None, None])
-        attention = self._grouped_pointwise(self.relu(hidden).flatten(1), self.fc2)
-        return x * torch.sigmoid(attention)[:, :, None, None]
+        hidden = self.relu(self.bn(self.fc1(spatial_mean(x))))  # [B*T, C/r, 1, 1]
+        return x * torch.sigmoid(self.fc2(hidden))
 
 
 class TensorSeparableConv(nn.Module):
@@ -209,7 +234,8 @@ class CTModule(nn.Module):
 
     See the module docstring for the flow. ``pointwise`` adds the 1x1 conv (BN, ReLU) between the
     two sub-operations; ``excitation`` adds Tensor Excitation. The channel permutations are
-    ``index_select`` with fixed index buffers (rank 1, not saved in the state dict).
+    transposes of the ``C1 x C2`` channel grid (:func:`transpose_channels`): :meth:`to_sub2`
+    and its inverse :meth:`from_sub2`.
     """
 
     def __init__(self, channels: int, num_frames: int, *, pointwise: bool = True,
@@ -227,16 +253,20 @@ class CTModule(nn.Module):
                                            nn.ReLU(inplace=True))
         self.sub2 = TensorSeparableConv(channels, c2, num_frames, excitation=excitation,
                                         reduction=reduction)
-        # to_sub2[j*C1 + i] = i*C2 + j: gathers the C1 channels of each j next to each other.
-        index = torch.arange(channels).reshape(c1, c2).t().reshape(-1)
-        self.register_buffer('to_sub2', index, persistent=False)
-        self.register_buffer('from_sub2', torch.argsort(index), persistent=False)
+
+    def to_sub2(self, x: Tensor) -> Tensor:
+        """Channel ``i*C2 + j`` -> ``j*C1 + i``: the C1 channels of each j next to each other."""
+        return transpose_channels(x, *self.split)
+
+    def from_sub2(self, x: Tensor) -> Tensor:
+        """The inverse of :meth:`to_sub2`: channel ``j*C1 + i`` -> ``i*C2 + j``."""
+        c1, c2 = self.split
+        return transpose_channels(x, c2, c1)
 
     def forward(self, x: Tensor) -> Tensor:
         _check_frames(x, self.num_frames, self.channels)
         out = self.pointwise(self.sub1(x))
-        out = self.sub2(out.index_select(1, self.to_sub2))
-        return out.index_select(1, self.from_sub2)
+        return self.from_sub2(self.sub2(self.to_sub2(out)))
 
 
 class C3DModule(nn.Module):

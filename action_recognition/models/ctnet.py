@@ -41,7 +41,16 @@ logits ``[B, num_classes]`` (the average of the frame logits) or, with ``pre_log
 clip's average feature ``[B, 2048]``; ``reset_classifier(num_classes)`` replaces ``fc``.
 
 Everything is 4D (no tensor, parameter or buffer of rank above 4; see
-:mod:`~action_recognition.models.ct_blocks`).
+:mod:`~action_recognition.models.ct_blocks`). The means over space and over a clip's frames are
+an average pooling and a mean over axis 1 of ``[B, T, C, 1]``
+(:func:`~action_recognition.models.layers.spatial_mean`, ``clip_mean``), which NPU toolchains
+take, rather than MEANs on the batch of frames (see ``ct_blocks`` for the CT-Module's forms).
+Through PyTorch -> TFLite -> int8 -> Arm Vela (Ethos-U55-256), ``ct_net_r50`` at 8x112x112 runs
+wholly on the NPU (issue 14); through ONNX, OpenVINO's CPU plugin gives PyTorch's logits
+(it miscomputed the former ``index_select`` channel permutation), and Rockchip's RKNN (toolkit
+2.5, rk3588) keeps everything on its NPU but the final reshape of the logits to
+``[B, num_classes]`` when ``num_classes`` is not a multiple of 16 (174 here): its output layout,
+which no form of the model avoids.
 """
 
 from __future__ import annotations
@@ -63,6 +72,8 @@ from action_recognition.models.ct_blocks import video_module
 from action_recognition.models.ct_blocks import VideoBottleneck
 from action_recognition.models.interface import check_clip_frames
 from action_recognition.models.interface import new_classifier
+from action_recognition.models.layers import clip_mean
+from action_recognition.models.layers import spatial_mean
 from action_recognition.models.registry import PaperReference
 from action_recognition.models.registry import register_model
 from action_recognition.models.resnet import Bottleneck
@@ -174,7 +185,7 @@ class CTNet(ResNet2d):
         Each frame's ResNet feature map averaged over ``H, W``; the clip's T frames contiguous.
         """
         check_clip_frames(x, self.num_frames)
-        return super().forward_features(x).mean((2, 3))
+        return spatial_mean(super().forward_features(x)).flatten(1)
 
     def forward_head(self, features: Tensor, pre_logits: bool = False) -> Tensor:
         """``[B*T, 2048]`` -> clip logits ``[B, num_classes]`` (or features ``[B, 2048]``).
@@ -183,9 +194,8 @@ class CTNet(ResNet2d):
         the clip's average frame feature is returned instead.
         """
         if pre_logits:
-            return features.reshape(-1, self.num_frames, features.shape[1]).mean(1)
-        logits = self.fc(self.dropout(features))
-        return logits.reshape(-1, self.num_frames, self.num_classes).mean(1)
+            return clip_mean(features, self.num_frames)
+        return clip_mean(self.fc(self.dropout(features)), self.num_frames)
 
     def forward(self, x: Tensor) -> Tensor:
         """Frames ``[B*T, 3, H, W]`` -> logits ``[B, num_classes]``."""

@@ -19,6 +19,10 @@ convolution of a residual block, ``[B*T, C_in, H, W] -> [B*T', C_out, H', W']`` 
 :class:`BasicBlock5d` and :class:`Shortcut5d` are the 5D reference (``nn.Conv3d``,
 ``BatchNorm3d`` on ``[B, C, T, H, W]``), with the same module names as :class:`ResidualBlock`
 with the Conv3D unit, so the 4D model loads the reference's state dict.
+
+Strided subsampling (spatial, and over the frames in :func:`subsample_frames`) is a kernel-1
+average pooling with a stride (:func:`~action_recognition.models.layers.subsample`), never a
+slice with a step, which Arm's Vela and Rockchip's RKNN leave on the CPU (issue 14).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import torch.nn.functional as F
 
 from action_recognition.models.layers import Conv3dAs4d
 from action_recognition.models.layers import from_temporal
+from action_recognition.models.layers import subsample
 from action_recognition.models.layers import to_temporal
 
 __all__ = [
@@ -58,12 +63,16 @@ def frames_after(num_frames: int, stride: int) -> int:
 
 
 def subsample_frames(x: Tensor, num_frames: int, stride: int) -> Tensor:
-    """Every ``stride``-th frame of each clip: ``[B*T, C, H, W]`` -> ``[B*ceil(T/s), C, H, W]``."""
+    """Every ``stride``-th frame of each clip: ``[B*T, C, H, W]`` -> ``[B*ceil(T/s), C, H, W]``.
+
+    A kernel-1 pooling with stride ``(s, 1)`` on ``[B, 1, T, C*H*W]`` (:func:`subsample`), which
+    NPUs take, rather than a slice with a stride.
+    """
     if stride == 1:
         return x
     _, channels, height, width = x.shape
-    kept = x.reshape(-1, num_frames, channels, height * width)[:, ::stride]
-    return kept.reshape(-1, channels, height, width)
+    clips = x.reshape(-1, 1, num_frames, channels * height * width)
+    return subsample(clips, stride, 1).reshape(-1, channels, height, width)
 
 
 def r2plus1d_mid_channels(in_channels: int, out_channels: int) -> int:
@@ -95,7 +104,7 @@ def _spatial(in_channels: int, out_channels: int, stride: tuple[int, int, int]) 
 
 
 def _temporal(in_channels: int, out_channels: int, stride: tuple[int, int, int]) -> Conv3dAs4d:
-    # 3x1x1: a (3, 1) Conv2d on [B, C, T, H*W] (after [::s, ::s] when spatially strided).
+    # 3x1x1: a (3, 1) Conv2d on [B, C, T, H*W] (after subsample(x, s, s) when spatially strided).
     return Conv3dAs4d(in_channels, out_channels, (3, 1, 1), stride=stride, padding=(1, 0, 0),
                       bias=False)
 
@@ -131,7 +140,8 @@ class P3dB(_Strided):
     """P3D-B: ``S(x) + T(x)``, both from the input, both strided ``(s, s, s)``.
 
     ``S`` is ``1x3x3`` (keeps every s-th frame), ``T`` is ``3x1x1`` on the ``[::s, ::s]``
-    subsampled map: ``[B*T, C_in, H, W]`` -> ``[B*T', C_out, H', W']``. The block's BN follows.
+    subsampled map (a kernel-1 pooling with stride ``s``):
+    ``[B*T, C_in, H, W]`` -> ``[B*T', C_out, H', W']``. The block's BN follows.
     """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
@@ -191,6 +201,11 @@ class PaperStridedTemporalConv(Conv3dAs4d):
     (stored like the ``3x1x1`` :class:`Conv3dAs4d`) and MACs as the aligned version. Needs
     ``ceil(X*Y / s^2) == ceil(X/s) * ceil(Y/s)`` (e.g. even X and Y), otherwise raises.
     ``[B*T, C_in, X, Y]`` -> ``[B*T', C_out, ceil(X/s), ceil(Y/s)]``.
+
+    The ``s^2`` stride is taken as a kernel-1 pooling of the input (:func:`subsample`; the kernel
+    is one column wide and unpadded along ``X*Y``, so that is the strided convolution exactly,
+    with its MACs), then a ``(3, 1)`` conv with stride ``(s, 1)``: Arm's Vela takes convolution
+    strides up to 3 only, and refused the whole graph on the stride-4 convolution.
     """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
@@ -208,8 +223,8 @@ class PaperStridedTemporalConv(Conv3dAs4d):
                 f'{height}*{width} pixels strided by {stride * stride} give {columns}, not '
                 f"{out_h}x{out_w}; use even feature maps (e.g. 243x243 input) or 'aligned'")
         weight = self.weight.reshape(self.out_channels, self.in_channels, 3, 1)
-        y = F.conv2d(to_temporal(x, num_frames), weight, self.bias,
-                     stride=(stride, stride * stride), padding=(1, 0))
+        columns_kept = subsample(to_temporal(x, num_frames), 1, stride * stride)
+        y = F.conv2d(columns_kept, weight, self.bias, stride=(stride, 1), padding=(1, 0))
         return from_temporal(y, out_h, out_w)
 
 

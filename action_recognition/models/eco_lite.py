@@ -76,6 +76,20 @@ convolution with stride 2, giving ``ceil(T / 2)`` frames); the paper uses 16. Fr
 ``default_input_size`` is the paper's 243x243 for the Inception 2D-Net (a 28x28 map) and
 112x112 for the small 2D-Net (a 14x14 map).
 
+On edge NPUs (issue 14): the stride-2 spatial subsampling is a kernel-1 average pooling, not a
+strided slice; the head's mean over space and T' is an average pooling and a mean over axis 1;
+the ``'small_sym'`` standardisation uses no DIV, SQRT or batched MEAN; the ``'paper'`` stride is a
+pooling and a stride-1 convolution rather than a stride-4 one. Each computes what the plain form
+did (``test/test_npu_forms.py``). Through PyTorch -> TFLite -> int8 -> Arm Vela (Ethos-U55-256)
+the shipped default model (16x64x64, ``'small_sym'``), ``eco_lite_add`` (16x112x112) and
+``'paper'`` mode (16x128x128) run wholly on the NPU; nothing is left to the CPU. Vela's average
+pooling takes windows up to 256 rows, so ``'small_sym'`` frames taller than 256 pixels would put
+the standardisation's poolings on the CPU. Through ONNX, Rockchip's RKNN (toolkit 2.5,
+rk3588) keeps the default model and ``eco_lite_add`` on its NPU but for the final reshape of
+the logits to ``[B, num_classes]`` when ``num_classes`` is not a multiple of 16 (11 in the
+default model; 400 stays on the NPU): that is its output layout, which no form of the model
+avoids.
+
 Initialisation (:func:`~action_recognition.models.eco_net3d.init_net3d_weights`): Kaiming normal
 (fan-out, ReLU) for convolutions, BN weight 1 and bias 0, fc normal(0, 0.01) with zero bias.
 ``zero_init_last=True`` zeroes the last BN of every residual block (each block starts as its

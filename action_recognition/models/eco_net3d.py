@@ -33,9 +33,11 @@ from action_recognition.models.eco_blocks import ConvUnitFactory
 from action_recognition.models.eco_blocks import frames_after
 from action_recognition.models.eco_blocks import ResidualBlock
 from action_recognition.models.inception import NET2D_CHANNELS
+from action_recognition.models.layers import clip_mean
 from action_recognition.models.layers import Conv3dAs4d
 from action_recognition.models.layers import init_conv_bn_
 from action_recognition.models.layers import kaiming_normal_fan_out_
+from action_recognition.models.layers import spatial_mean
 
 __all__ = ['EcoLite3dNetBase', 'EcoLite3dNet', 'EcoLite3dNet5d', 'init_net3d_weights']
 
@@ -136,8 +138,13 @@ class EcoLite3dNet(EcoLite3dNetBase):
         return x
 
     def pool(self, x: Tensor, out_frames: int) -> Tensor:
-        """Maps ``[B*T', C, h', w']`` -> ``[B, C]``: the mean over ``h', w'``, then over T'."""
-        return x.mean(dim=(2, 3)).reshape(-1, out_frames, x.shape[1]).mean(dim=1)
+        """Maps ``[B*T', C, h', w']`` -> ``[B, C]``: the mean over ``h', w'``, then over T'.
+
+        An average pooling over each map, then a mean over axis 1 of ``[B, T', C, 1]``
+        (:func:`~action_recognition.models.layers.spatial_mean`, ``clip_mean``): no MEAN on the
+        batch of frames, which NPU toolchains leave on the CPU.
+        """
+        return clip_mean(spatial_mean(x), out_frames)
 
 
 class EcoLite3dNet5d(EcoLite3dNetBase):

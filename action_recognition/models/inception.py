@@ -39,6 +39,7 @@ from torch import nn
 from torch import Tensor
 import torch.nn.functional as F
 
+from action_recognition.models.layers import spatial_mean
 from action_recognition.models.weights import read_state_dict
 
 __all__ = [
@@ -246,6 +247,20 @@ class SmallNet2d(nn.Module):
         return self.stage2(self.stage1(self.stem(x)))
 
 
+#: Added to each variance before its ``rsqrt``: ``rsqrt(0) = inf`` and ``rsqrt(inf) = 0`` hold in
+#: PyTorch and ONNX Runtime, but TFLite's RSQRT (XNNPACK) gives NaN for ``rsqrt(inf)``, which
+#: made a flat frame's features NaN there. With the floor nothing is infinite (``rsqrt`` at most
+#: 1e5); the standard deviation moves by at most ``1e-5`` where the variance is below ``1e-10``,
+#: and ``z`` by at most ``200 * sqrt(H * W) * 1e-10`` (4.5e-6 at 224x224): a flat frame still
+#: gives exactly 0, its centred map being 0.
+_VARIANCE_FLOOR = 1e-10
+
+
+def _rsqrt(v: Tensor) -> Tensor:
+    """``1 / sqrt(v)`` (``inf`` at 0, 0 at ``inf``), as ``v ** -0.5``; see ``standardise``."""
+    return torch.pow(v, -0.5)
+
+
 class ContrastSymmetricNet2d(nn.Module):
     """A 2D-Net made indifferent to each frame's contrast and to its polarity.
 
@@ -267,6 +282,12 @@ class ContrastSymmetricNet2d(nn.Module):
     learnable (the default model: 97.6% held-out top-1, both rotations at 92-94%); with the plain
     2D-Net it stayed at chance for 6,000 steps. The trade: colour inversions are invisible to the
     model, so it suits motion-defined classes, not classes that depend on a colour.
+
+    On an NPU (issue 14): the standardisation uses no DIV, SQRT or MEAN (which Arm's Vela
+    leaves on the CPU, the MEAN because its batch is the frames), only average pooling,
+    subtraction, multiplication, addition and RSQRT, with the same result (within float
+    rounding; :meth:`standardise`). Vela takes average pooling windows of at most 256 rows, so
+    frames taller than 256 pixels would put the column pooling on the CPU.
 
     Args:
         net: the 2D-Net to wrap (its ``out_channels``, ``min_input_size`` and ``output_size``
@@ -290,10 +311,27 @@ class ContrastSymmetricNet2d(nn.Module):
         return result
 
     def standardise(self, x: Tensor) -> Tensor:
-        """``[N, C, H, W]`` -> each frame and channel with zero mean and unit deviation."""
-        centred = x - x.mean(dim=(2, 3), keepdim=True)
-        std = centred.square().mean(dim=(2, 3), keepdim=True).sqrt()
-        return centred / (std + self.eps)
+        """``[N, C, H, W]`` -> each frame and channel with zero mean and unit deviation.
+
+        ``(x - mean) / (std + eps)`` written with the operators NPUs take (see the class
+        docstring): the means are average poolings over the map
+        (:func:`~action_recognition.models.layers.spatial_mean`), ``std = q * q`` with
+        ``q = rsqrt(rsqrt(var + 1e-10)) = (var + 1e-10) ** (1/4)`` (the floor keeps every value
+        finite on every runtime, see :data:`_VARIANCE_FLOOR`), and ``1 / (std + eps) = r * r``
+        with ``r = rsqrt(std + eps)``. The mean is taken of ``x - x[..., 0, 0]`` (each map less
+        its first pixel), which is the same centred map, but its rounding error scales with the
+        frame's contrast, not its brightness: a flat frame gives exactly 0.
+
+        ``rsqrt`` is written ``v ** -0.5`` (``torch.pow``; PyTorch computes it as ``rsqrt``):
+        litert-torch lowers it to TFLite's RSQRT and the ONNX exporter to ``Pow``, which
+        Rockchip's RKNN keeps on the NPU; ``torch.rsqrt`` would give ONNX ``Div(1, Sqrt(v))``,
+        whose reciprocal RKNN runs on its CPU.
+        """
+        shifted = x - x[:, :, :1, :1]
+        centred = shifted - spatial_mean(shifted)
+        quarter = _rsqrt(_rsqrt(spatial_mean(centred * centred) + _VARIANCE_FLOOR))
+        root = _rsqrt(quarter * quarter + self.eps)
+        return centred * (root * root)
 
     def forward(self, x: Tensor) -> Tensor:
         """Frames ``[N, 3, H, W]`` -> features of the wrapped net, ``net(z) + net(-z)``."""

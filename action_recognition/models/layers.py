@@ -6,10 +6,22 @@ convolution over time is an ordinary 2D convolution with kernel ``(kt, 1)``. Not
 tensor of rank 5, and every parameter is stored with rank 4 or less.
 
 - :func:`to_temporal` / :func:`from_temporal`: switch between the two layouts.
+- :func:`subsample`, :func:`spatial_mean`, :func:`clip_mean`: strided subsampling and the means
+  over space and over a clip's frames, in the forms NPU toolchains take whole (below).
 - :class:`Conv3dAs4d`: an exact ``nn.Conv3d`` (any kernel, stride, padding, dilation, groups)
   computed with 4D tensors; it loads ``nn.Conv3d`` state dicts (5D weights are reshaped on load).
 - :func:`conv3d_out_size`: the output length of a convolution or pooling along one axis.
 - :func:`kaiming_normal_fan_out_`, :func:`init_conv_bn_`: the initialisations the families share.
+
+NPU-friendly forms (issue 14). Edge NPU toolchains (Arm Vela for Ethos-U after PyTorch -> TFLite,
+Rockchip RKNN, OpenVINO) run a graph on the accelerator only as far as they support
+its operators, and a model keeps the frames of a clip in the batch axis. So the helpers avoid
+what they leave on the CPU, with exactly the same results: a strided slice ``x[..., ::s, ::s]``
+is a kernel-1 average pooling with stride ``s`` (:func:`subsample`; AVERAGE_POOL_2D); a mean over
+``H, W`` is an average pooling along the rows, then along the column (:func:`spatial_mean`), not
+a MEAN on a batch of frames (Vela refuses MEAN with batch > 1, and a MEAN over the last two axes
+of the NCHW order is a reduction over the NHWC depth); a mean over the T frames of each clip is a
+MEAN over axis 1 of ``[B, T, C, 1]`` (:func:`clip_mean`), a height reduction in NHWC.
 """
 
 from __future__ import annotations
@@ -24,8 +36,8 @@ from torch import Tensor
 import torch.nn.functional as F
 
 __all__ = [
-    'to_temporal', 'from_temporal', 'conv3d_out_size', 'Conv3dAs4d', 'triple',
-    'kaiming_normal_fan_out_', 'init_conv_bn_',
+    'to_temporal', 'from_temporal', 'conv3d_out_size', 'Conv3dAs4d', 'triple', 'subsample',
+    'spatial_mean', 'clip_mean', 'kaiming_normal_fan_out_', 'init_conv_bn_',
 ]
 
 
@@ -57,6 +69,52 @@ def from_temporal(x: Tensor, height: int, width: int) -> Tensor:
     return x.permute(0, 2, 1, 3).reshape(-1, channels, height, width)
 
 
+def subsample(x: Tensor, stride_h: int, stride_w: int) -> Tensor:
+    """``x[:, :, ::stride_h, ::stride_w]`` of ``[N, C, H, W]``, as a kernel-1 average pooling.
+
+    ``[N, C, ceil(H/s_h), ceil(W/s_w)]``: a window of one element divides by one, so the result
+    is the strided slice exactly (NPUs take the pooling, not a slice with a stride).
+    """
+    if stride_h == 1 and stride_w == 1:
+        return x
+    return F.avg_pool2d(x, 1, (stride_h, stride_w))
+
+
+def spatial_mean(x: Tensor) -> Tensor:
+    """``[N, C, H, W]`` -> ``[N, C, 1, 1]``: each map's mean, as two average poolings.
+
+    A pooling along each row (window ``1 x W``), then along the column of row means (``H x 1``):
+    the mean of equal rows' means is the mean. Not one ``H x W`` window: PyTorch's CPU pooling
+    adds up a window one element after the other in float32, which on a flat 64x64 map is off
+    by about 1e-4 relatively; ``H + W`` additions stay within a few 1e-6, near ``torch.mean``.
+    """
+    height, width = _window(x, 2), _window(x, 3)
+    rows = x if _is_one(width) else F.avg_pool2d(x, (1, width))
+    return rows if _is_one(height) else F.avg_pool2d(rows, (height, 1))
+
+
+def _window(x: Tensor, dim: int) -> Any:
+    """``x.shape[dim]`` as a pooling window: an ``int`` (an ONNX trace records sizes as
+    tensors; the window must be a constant of the graph), or, under ``torch.fx`` symbolic
+    tracing (the 4D converter), the size's proxy, which the traced graph evaluates when it runs
+    (no window is taken for 1 there: the pooling with a window of one is the identity)."""
+    size = x.shape[dim]
+    return size if isinstance(size, torch.fx.Proxy) else int(size)
+
+
+def _is_one(size: Any) -> bool:
+    return isinstance(size, int) and size == 1
+
+
+def clip_mean(x: Tensor, num_frames: int) -> Tensor:
+    """``[B*T, C]`` (or ``[B*T, C, 1, 1]``) -> ``[B, C]``: the mean over each clip's T frames.
+
+    A mean over axis 1 of ``[B, T, C, 1]``, rank 4 throughout.
+    """
+    channels = x.shape[1]
+    return x.reshape(-1, num_frames, channels, 1).mean(1, keepdim=True).reshape(-1, channels)
+
+
 class Conv3dAs4d(nn.Module):
     """``nn.Conv3d`` computed exactly with tensors of rank 4 or less.
 
@@ -70,9 +128,10 @@ class Conv3dAs4d(nn.Module):
     :meth:`from_conv3d` copies a module. Two exact paths:
 
     - kernel ``kt x 1 x 1`` with no spatial padding: a ``(kt, 1)`` convolution on the temporal
-      layout ``[B, C, T, H*W]`` (after spatial subsampling when strided).
+      layout ``[B, C, T, H*W]`` (after spatial subsampling, :func:`subsample`, when strided).
     - any other kernel: the ``kt`` temporally shifted copies of the (zero-padded) input are
-      stacked on the channel axis, channel major, and one grouped ``Conv2d`` does the rest.
+      stacked on the channel axis, channel major, and one grouped ``Conv2d`` does the rest (a
+      temporal stride subsamples each copy with :func:`subsample`).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int | Sequence[int],
@@ -149,8 +208,7 @@ class Conv3dAs4d(nn.Module):
         if out_t < 1:
             raise ValueError(f'a clip of {num_frames} frames is too short for {self}')
         if kh == 1 and kw == 1 and ph == 0 and pw == 0:
-            if sh > 1 or sw > 1:
-                x = x[:, :, ::sh, ::sw]
+            x = subsample(x, sh, sw)
             height, width = x.shape[2], x.shape[3]
             weight = self.weight.reshape(self.out_channels, -1, kt, 1)
             y = F.conv2d(to_temporal(x, num_frames), weight, self.bias, stride=(st, 1),
@@ -161,7 +219,8 @@ class Conv3dAs4d(nn.Module):
         if pt:
             xt = F.pad(xt, (0, 0, pt, pt))
         span = st * (out_t - 1) + 1
-        taps = [xt[:, :, k * dt:k * dt + span:st] for k in range(kt)]  # each [B, C, T', HW]
+        taps = [subsample(xt[:, :, k * dt:k * dt + span], st, 1)  # each [B, C, T', HW]
+                for k in range(kt)]
         if kt == 1:
             stacked = taps[0]
         else:

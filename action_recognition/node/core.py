@@ -147,8 +147,9 @@ class NodeCore:
                 raise ModelLoadError(f'model_path is empty and {error}') from error
         load = self._load_fn or load_backend
         backend = load(path, backend=params.backend, device=params.device, half=params.half,
-                       threads=params.threads or None, allow_5d=params.allow_5d,
-                       spinning=params.thread_spinning, logger=self.logger)
+                       precision=params.precision, threads=params.threads or None,
+                       allow_5d=params.allow_5d, spinning=params.thread_spinning,
+                       logger=self.logger)
         spec = backend.spec
         problems = []
         if params.clip_length and params.clip_length != spec.num_frames:

@@ -24,10 +24,11 @@ import torch
 from torch import Tensor
 
 from action_recognition.io.model_files import onnx_spec
-from action_recognition.io.onnx_check import check_onnx_4d_only
 from action_recognition.runtime.protocol import check_frames
 from action_recognition.runtime.protocol import check_logits
 from action_recognition.runtime.protocol import ModelLoadError
+from action_recognition.runtime.protocol import onnx_rank_problems
+from action_recognition.runtime.protocol import refuse_not_4d
 
 __all__ = ['OnnxRuntimeBackend', 'select_providers', 'tensorrt_cache_key', 'TENSORRT', 'CUDA',
            'CPU', 'PROVIDER_PREFERENCE']
@@ -137,7 +138,8 @@ class OnnxRuntimeBackend:
             self.spec = onnx_spec(proto, self.path)
         except ValueError as error:
             raise ModelLoadError(str(error)) from error
-        self.rank_problems = _check_4d(proto, self.path, allow_5d=allow_5d, logger=self.logger)
+        self.rank_problems = onnx_rank_problems(proto)
+        refuse_not_4d(self.rank_problems, self.path, allow_5d=allow_5d, logger=self.logger)
         del proto
         height, width = self.spec.input_size
         frames = self.spec.num_frames
@@ -195,26 +197,3 @@ class OnnxRuntimeBackend:
 
     def close(self) -> None:
         self.session = None
-
-
-def _check_4d(proto: Any, path: Path, *, allow_5d: bool,
-              logger: logging.Logger) -> list[str]:
-    """The exporter's 4D-only proof on a loaded graph: refuse a 5D graph unless ``allow_5d``.
-
-    Returns the problems found (empty for a 4D-only graph); with ``allow_5d`` they are logged.
-    """
-    try:
-        problems = check_onnx_4d_only(proto)
-    except Exception as error:
-        problems = [f'the rank check could not run ({type(error).__name__}: {error})']
-    if not problems:
-        return problems
-    shown = '; '.join(problems[:3]) + (f' (and {len(problems) - 3} more)'
-                                       if len(problems) > 3 else '')
-    if not allow_5d:
-        raise ModelLoadError(
-            f'{path} is not 4D-only: {shown}. This package runs 4D-only models (no tensor of '
-            'rank 5, no 3D convolution); to run this one anyway set allow_5d (node parameter '
-            'allow_5d:=true, `run --allow-5d`)')
-    logger.warning('%s is not 4D-only (allowed by allow_5d): %s', path, shown)
-    return problems

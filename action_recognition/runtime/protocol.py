@@ -10,6 +10,9 @@ features in its ring and runs the per-frame part only on frames a window has not
 
 from __future__ import annotations
 
+import logging
+import os
+from typing import Any
 from typing import Protocol
 from typing import runtime_checkable
 
@@ -17,9 +20,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from action_recognition.io.onnx_check import check_onnx_4d_only
 from action_recognition.spec import ModelSpec
 
-__all__ = ['Backend', 'StreamingBackend', 'ModelLoadError', 'check_frames', 'check_logits']
+__all__ = ['Backend', 'StreamingBackend', 'ModelLoadError', 'check_frames', 'check_logits',
+           'onnx_rank_problems', 'refuse_not_4d']
 
 
 class ModelLoadError(RuntimeError):
@@ -89,3 +94,28 @@ def check_logits(logits: np.ndarray, batch: int, spec: ModelSpec, what: str) -> 
             f'{what} returned logits of shape {logits.shape}, expected '
             f'{(batch, spec.num_classes)} ({spec.num_classes} labels)')
     return logits
+
+
+def onnx_rank_problems(proto: Any) -> list[str]:
+    """The exporter's 4D-only proof on a loaded ONNX graph: its problems (empty: 4D-only); a
+    proof that cannot run is a problem too."""
+    try:
+        return check_onnx_4d_only(proto)
+    except Exception as error:
+        return [f'the rank check could not run ({type(error).__name__}: {error})']
+
+
+def refuse_not_4d(problems: list[str], path: str | os.PathLike[str], *, allow_5d: bool,
+                  logger: logging.Logger) -> None:
+    """Refuse a graph with 4D-only ``problems`` (:class:`ModelLoadError` naming them and the way
+    to run it anyway), or log them when ``allow_5d``."""
+    if not problems:
+        return
+    shown = '; '.join(problems[:3]) + (f' (and {len(problems) - 3} more)'
+                                       if len(problems) > 3 else '')
+    if not allow_5d:
+        raise ModelLoadError(
+            f'{path} is not 4D-only: {shown}. This package runs 4D-only models (no tensor of '
+            'rank 5, no 3D convolution); to run this one anyway set allow_5d (node parameter '
+            'allow_5d:=true, `run --allow-5d`)')
+    logger.warning('%s is not 4D-only (allowed by allow_5d): %s', path, shown)
