@@ -71,3 +71,23 @@ def test_openvino_backends_beside_onnxruntime(tmp_path, capsys):
         assert row['latency_p50_ms'] > 0 and row['stream_fps'] > 0, name
         # Agreement with fp32 for the reduced precisions only, as for onnxruntime-int8.
         assert (row['top1_agreement_vs_fp32'] is None) == (name in ('onnxruntime', 'openvino'))
+
+
+def test_a_4d_form_is_benchmarked_beside_its_5d_original_on_every_backend(tmp_path, capsys):
+    # NAME:4d is NAME through the converter: the same backends time both in one run.
+    out_json = tmp_path / 'bench.json'
+    code = main(['bench', '--models', 'x3d_m_5d', 'x3d_m_5d:4d', '--backends', 'onnxruntime',
+                 'openvino', '--frames', '4', '--size', '64', '--threads', '1', '--repeats',
+                 '1', '--warmup', '0', '--stream-windows', '0', '--eval-clips', '0', '--json',
+                 str(out_json), '--no-progress'])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    rows = json.loads(out_json.read_text())['rows']
+    assert [(r['model'], r['backend'], r['four_d_only']) for r in rows] == [
+        ('x3d_m_5d', 'onnxruntime', False), ('x3d_m_5d', 'openvino', False),
+        ('x3d_m_5d:4d', 'onnxruntime', True), ('x3d_m_5d:4d', 'openvino', True)]
+    assert all(r['note'] == '' and r['latency_p50_ms'] > 0 for r in rows), rows
+    # Same network, same MACs: the converter adds no work.
+    assert rows[0]['gmac_per_clip'] == rows[2]['gmac_per_clip']
+    assert main(['bench', '--models', 'nope:4d', '--no-progress', '--threads', '1']) == 1
+    assert 'unknown model' in capsys.readouterr().out

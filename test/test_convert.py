@@ -28,15 +28,7 @@ from action_recognition.models.analysis import RankRecorder
 TOL = 1e-4
 
 
-@pytest.fixture(autouse=True)
-def _seed_and_one_thread():
-    # The clips here are tiny: a second thread only adds synchronisation (and spinning on a
-    # loaded machine).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('seeded_single_thread')
 
 
 def assert_matches(original, converted, clip):

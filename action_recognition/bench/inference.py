@@ -22,6 +22,10 @@ fp32), ``openvino-bf16`` (the same, bf16 inference precision), ``openvino-int8``
 load by NNCF on ``calibration_clips`` synthetic clips). The machine (CPU model, cores,
 bf16/VNNI/AMX flags) and the load average before and after are part of the output: other work
 on the machine distorts multi-threaded figures badly.
+
+A model name ``NAME:4d`` is ``NAME`` rewritten by the Conv3d -> 4D converter
+(:func:`~action_recognition.deploy.convert.to_4d`, same weights): ``--models x3d_m_5d
+x3d_m_5d:4d`` measures a 5D original and its exact 4D-only form side by side on every backend.
 """
 
 from __future__ import annotations
@@ -214,6 +218,14 @@ def _peak_rss_mb() -> float | None:
 # Measuring
 
 
+CONVERTED_SUFFIX = ':4d'
+
+
+def _base_name(name: str) -> str:
+    """The registry name of a bench model name (``NAME`` or ``NAME:4d``)."""
+    return name.removesuffix(CONVERTED_SUFFIX)
+
+
 def _spec_for(model: str, frames: int, size: int, num_classes: int) -> ModelSpec:
 
     labels = CLASSES if num_classes == len(CLASSES) else ()
@@ -235,7 +247,7 @@ def _time_runs(fn: Any, warmup: int, repeats: int) -> list[float]:
 def _exported(model: nn.Module, spec: ModelSpec, precision: str, workdir: Path,
               exports: dict[str, Path], calibration_clips: int) -> Path:
     """The model's ONNX file in ``precision`` (``'fp32'``, ``'fp16'``, ``'int8'``), exported
-    once per model and clip size."""
+    once per model and clip size (``workdir``: a folder of this model's own)."""
     if precision not in exports:
         path = workdir / f'{spec.model}_{spec.num_frames}x{spec.input_size[0]}_{precision}.onnx'
         export_onnx(model, spec, path, allow_5d=True, fp16=precision == 'fp16',
@@ -267,15 +279,17 @@ def _make_backend(name: str, model: nn.Module, spec: ModelSpec, threads: int, wo
         if precision == 'bf16' and not has_bf16():
             raise RuntimeError('this CPU has no bf16 support (avx512_bf16/amx_bf16)')
         # The fp32 ONNX file (shared with onnxruntime); bf16 and int8 are OpenVINO's own.
+        # A 5D reference (e.g. eco_lite_conv3d_5d) runs beside its 4D forms: allowed here.
         return OpenVinoBackend(_exported(model, spec, 'fp32', workdir, exports,
                                          calibration_clips),
                                precision=precision, threads=threads,
-                               calibration_clips=calibration_clips)
+                               calibration_clips=calibration_clips, allow_5d=True)
     if name.startswith('onnxruntime'):
         stored = name.split('-', 1)[1] if '-' in name else 'fp32'
         return OnnxRuntimeBackend(_exported(model, spec, stored, workdir, exports,
                                             calibration_clips),
-                                  providers=['CPUExecutionProvider'], threads=threads)
+                                  providers=['CPUExecutionProvider'], threads=threads,
+                                  allow_5d=True)
     raise ValueError(f'unknown backend {name!r}; choose from {", ".join(BACKENDS)}')
 
 
@@ -320,7 +334,7 @@ def run_bench(*, models: list[str], backends: list[str], frames: list[int], size
 
     start = time.perf_counter()
     checkpoints = checkpoints or {}
-    infos = {name: model_info(name) for name in models}  # unknown names fail here, early
+    infos = {name: model_info(_base_name(name)) for name in models}  # unknown names fail early
     unknown = sorted(set(backends) - set(BACKENDS))
     if unknown:
         raise ValueError(f'unknown backends {unknown}; choose from {", ".join(BACKENDS)}')
@@ -332,18 +346,24 @@ def run_bench(*, models: list[str], backends: list[str], frames: list[int], size
     bar = tqdm(total=len(combos) * len(backends) * len(threads), disable=not progress,
                desc='bench', unit='run')
     with tempfile.TemporaryDirectory(prefix='ar_bench_') as tmp:
-        for model_name, num_frames, size in combos:
+        for index, (model_name, num_frames, size) in enumerate(combos):
             info = infos[model_name]
+            workdir = Path(tmp) / str(index)  # NAME and NAME:4d export files of one name
+            workdir.mkdir()
             torch.manual_seed(0)
             if model_name in checkpoints:
                 model, spec = load_checkpoint(checkpoints[model_name])
                 num_frames, size = spec.num_frames, spec.input_size[0]
             else:
-                spec = _spec_for(model_name, num_frames, size, num_classes)
-                model = create_model(model_name, num_classes=spec.num_classes,
+                spec = _spec_for(_base_name(model_name), num_frames, size, num_classes)
+                model = create_model(_base_name(model_name), num_classes=spec.num_classes,
                                      num_frames=num_frames)
             model.eval()
             example = torch.zeros(num_frames, 3, size, size)
+            four_d_only = info.four_d_only
+            if model_name.endswith(CONVERTED_SUFFIX):
+                model = to_4d(model, example_input=example).eval()
+                four_d_only = True
             gmac = count_macs(model, example) / 1e9
             exports: dict[str, Path] = {}
             reference = TorchBackend(model, spec)
@@ -358,13 +378,13 @@ def run_bench(*, models: list[str], backends: list[str], frames: list[int], size
                                         f'{thread_count}t')
                     row = BenchRow(model=model_name, backend=backend_name, frames=num_frames,
                                    size=size, threads=thread_count,
-                                   four_d_only=info.four_d_only, gmac_per_clip=gmac,
+                                   four_d_only=four_d_only, gmac_per_clip=gmac,
                                    stream_hop=hop)
                     result.rows.append(row)
                     torch.set_num_threads(thread_count)
                     try:
                         backend = _make_backend(backend_name, model, spec, thread_count,
-                                                Path(tmp), exports, calibration_clips)
+                                                workdir, exports, calibration_clips)
                         _reset_peak_rss()
                         clip = np.random.default_rng(0).integers(
                             0, 256, (num_frames, 3, size, size), dtype=np.uint8)

@@ -85,9 +85,12 @@ def _dynamo(module: nn.Module, example: Tensor, opset: int, input_name: str,
             output_names: list[str], batch: Any) -> Any:
     """The graph of the ``torch.export``-based exporter (``dynamo=True``); ``batch``: the
     ``torch.export.Dim`` of the input's leading axis, or ``None`` for static shapes."""
-    passes = logging.getLogger('onnx_ir')  # logs every initializer it deduplicates at INFO
-    level = passes.level
-    passes.setLevel(max(level, logging.WARNING))
+    # onnx_ir logs every initializer it deduplicates, onnxscript's rewriter every rule it
+    # tries, at INFO: kept to warnings while exporting.
+    chatty = [logging.getLogger(name) for name in ('onnx_ir', 'onnxscript')]
+    levels = [logger.level for logger in chatty]
+    for logger, level in zip(chatty, levels, strict=True):
+        logger.setLevel(max(level, logging.WARNING))
     try:
         with warnings.catch_warnings(), without_extra_state(module):
             warnings.simplefilter('ignore')
@@ -96,7 +99,8 @@ def _dynamo(module: nn.Module, example: Tensor, opset: int, input_name: str,
                 output_names=output_names, opset_version=opset,
                 dynamic_shapes=None if batch is None else ({0: batch},), external_data=False)
     finally:
-        passes.setLevel(level)
+        for logger, level in zip(chatty, levels, strict=True):
+            logger.setLevel(level)
     if program is None:
         raise ExportError('torch.onnx.export returned nothing')
     proto = program.model_proto

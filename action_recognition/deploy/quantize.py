@@ -75,12 +75,28 @@ class _ClipReader:
         self._iter = iter(self._clips)
 
 
+def _keep_float(proto: Any) -> list[str]:
+    """Names of the nodes that stay in float: batch norms that were not folded, and the
+    preprocessing on the pixels before the first convolution (normalisation, the default
+    model's per-frame standardisation), where a uint8 step is as coarse as the input's own."""
+    after_conv: set[str] = set()
+    keep = []
+    for node in proto.graph.node:  # topological order
+        if node.op_type == 'Conv' or any(name in after_conv for name in node.input):
+            after_conv.update(node.output)
+            if node.op_type == 'BatchNormalization':
+                keep.append(node.name)
+        else:
+            keep.append(node.name)
+    return keep
+
+
 def quantize_int8(proto: Any, clips: np.ndarray, *, per_channel: bool = True) -> Any:
     """Static QDQ int8 copy of an fp32 graph calibrated on ``clips`` ``uint8 [N, T, 3, h, w]``.
 
     Weights int8 (per output channel), activations uint8, MinMax calibration; the uint8 input
     and float32 output are unchanged. Batch norms that could not be folded into a convolution
-    stay in float.
+    and the preprocessing before the first convolution stay in float (:func:`_keep_float`).
     """
     # ONNX Runtime's quantiser takes about 0.9 s to import; only --int8 needs it.
     from onnxruntime.quantization import CalibrationMethod
@@ -101,8 +117,7 @@ def quantize_int8(proto: Any, clips: np.ndarray, *, per_channel: bool = True) ->
         except Exception as error:
             LOGGER.info('quantisation pre-processing skipped: %s', error)
             prepared = source
-        keep_float = [node.name for node in onnx.load(prepared).graph.node
-                      if node.op_type == 'BatchNormalization']
+        keep_float = _keep_float(onnx.load(prepared))
         root = logging.getLogger()
         level = root.level
         root.setLevel(logging.ERROR)  # the quantiser logs every bias copy on the root logger

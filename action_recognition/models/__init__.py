@@ -11,12 +11,15 @@ Modules: ``registry`` (names -> builders), ``interface`` (the shared interface),
 and ``layers3d_as_4d`` (4D-only building blocks), ``inception`` and ``resnet`` (the 2D-Nets),
 ``eco_blocks``, ``eco_net3d`` and ``eco_lite`` (ECO-Lite: blocks, 3D-Nets, the model and its
 builders), ``ct_blocks`` and ``ctnet`` (CT-Net: video blocks, the model and its builders),
-``analysis`` and ``table`` (ranks, parameters, MACs), ``deployed`` (the exported form).
+``x3d_blocks`` and ``x3d`` (X3D-XS/S/M with PyTorchVideo's module names: blocks, the 4D
+model, its 5D reference, the weight loader and builders), ``analysis`` and ``table`` (ranks,
+parameters, MACs), ``deployed`` (the exported form).
 """
 
 # The model families: importing them registers their builders (the registry imports none).
 from action_recognition.models import ctnet  # noqa: F401
 from action_recognition.models import eco_lite  # noqa: F401
+from action_recognition.models import x3d  # noqa: F401
 from action_recognition.models.interface import ClipClassifier
 from action_recognition.models.registry import create_model
 from action_recognition.models.registry import list_models

@@ -34,9 +34,7 @@ from action_recognition.models.eco_blocks import frames_after
 from action_recognition.models.eco_blocks import ResidualBlock
 from action_recognition.models.inception import NET2D_CHANNELS
 from action_recognition.models.layers import clip_mean
-from action_recognition.models.layers import Conv3dAs4d
-from action_recognition.models.layers import init_conv_bn_
-from action_recognition.models.layers import kaiming_normal_fan_out_
+from action_recognition.models.layers import init_video_net_
 from action_recognition.models.layers import spatial_mean
 
 __all__ = ['EcoLite3dNetBase', 'EcoLite3dNet', 'EcoLite3dNet5d', 'init_net3d_weights']
@@ -183,14 +181,7 @@ class EcoLite3dNet5d(EcoLite3dNetBase):
 
 def init_net3d_weights(module: nn.Module, *, zero_init_last: bool) -> None:
     """ECO-Lite's initialisation of a 3D-Net (see the module docstring)."""
-    for m in module.modules():
-        if isinstance(m, Conv3dAs4d):
-            kaiming_normal_fan_out_(m)
-        elif isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, 0.0, 0.01)
-            nn.init.zeros_(m.bias)
-        else:
-            init_conv_bn_(m)
+    init_video_net_(module)
     if zero_init_last:
         for m in module.modules():
             if isinstance(m, (ResidualBlock, BasicBlock5d)):

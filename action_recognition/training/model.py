@@ -20,6 +20,7 @@ from action_recognition.models.inception import InceptionV3Net2d
 from action_recognition.models.inception import load_inception_v3_imagenet
 from action_recognition.models.resnet import load_resnet_imagenet
 from action_recognition.models.weights import read_state_dict
+from action_recognition.models.x3d import load_pytorchvideo_weights
 from action_recognition.spec import ModelSpec
 from action_recognition.training.config import TrainConfig
 
@@ -49,8 +50,9 @@ def load_imagenet(model: nn.Module, name: str, path: str | Path, module: str = '
     """ImageNet initialisation of the 2D-Net from a local file (nothing is downloaded).
 
     ECO-Lite with the Inception 2D-Net takes torchvision ``inception_v3`` weights and CT-Net /
-    TSN torchvision ResNet weights, through the zoo's own loaders (which map the names and skip
-    the replaced layers); any other model gets :func:`load_pretrained` into ``module``.
+    TSN torchvision ResNet weights, X3D PyTorchVideo's X3D weights (Kinetics), through the zoo's
+    own loaders (which map the names and skip the replaced layers); any other model gets
+    :func:`load_pretrained` into ``module``.
     """
     if not Path(path).is_file():
         raise FileNotFoundError(f'pretrained weights {path} do not exist')
@@ -60,6 +62,11 @@ def load_imagenet(model: nn.Module, name: str, path: str | Path, module: str = '
                  load_inception_v3_imagenet(model, path))
     elif family == 'ctnet':
         LOG.info('ImageNet ResNet weights from %s: %s', path, load_resnet_imagenet(model, path))
+    elif family == 'x3d':
+        # PyTorchVideo's X3D layout (5D weights, reshaped for the 4D convolutions); the
+        # classifier is kept when the file's class count differs (fine-tuning).
+        LOG.info('PyTorchVideo X3D weights from %s: %s', path,
+                 load_pytorchvideo_weights(model, path).summary())
     else:
         load_pretrained(model, path, module)
 
