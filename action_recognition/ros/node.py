@@ -433,6 +433,12 @@ def main(args: list[str] | None = None) -> None:
         failure = f'invalid parameter: {" ".join(str(error).split())}'
     except (ModelLoadError, ParameterError) as error:
         failure = str(error)
+    except RuntimeError:
+        # rclpy's deferred signal handler can shut the context down while the executor builds
+        # its wait set: RCLError 'the given context is not valid' instead of
+        # ExternalShutdownException (ros2/rclpy#1166, ros2/ros2cli#854). Seen in CI on SIGTERM.
+        if rclpy.ok():
+            raise
     finally:
         if node is not None:
             node.destroy_node()
