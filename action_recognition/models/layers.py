@@ -6,12 +6,16 @@ convolution over time is an ordinary 2D convolution with kernel ``(kt, 1)``. Not
 tensor of rank 5, and every parameter is stored with rank 4 or less.
 
 - :func:`to_temporal` / :func:`from_temporal`: switch between the two layouts.
-- :func:`subsample`, :func:`spatial_mean`, :func:`clip_mean`: strided subsampling and the means
-  over space and over a clip's frames, in the forms NPU toolchains take whole (below).
+- :func:`subsample`, :func:`spatial_mean`, :func:`clip_mean`, :func:`clip_mean_per_frame`:
+  strided subsampling and the means over space and over a clip's frames, in the forms NPU
+  toolchains take whole (below).
+- :func:`shift_frames`: frames shifted in time within each clip, along the ``B*T`` axis.
 - :class:`Conv3dAs4d`: an exact ``nn.Conv3d`` (any kernel, stride, padding, dilation, groups)
-  computed with 4D tensors; it loads ``nn.Conv3d`` state dicts (5D weights are reshaped on load).
+  computed with 4D tensors, in a form chosen from its kernel (pointwise, temporal, per-tap or
+  stacked; see the class); it loads ``nn.Conv3d`` state dicts (5D weights reshaped on load).
 - :func:`conv3d_out_size`: the output length of a convolution or pooling along one axis.
-- :func:`kaiming_normal_fan_out_`, :func:`init_conv_bn_`: the initialisations the families share.
+- :func:`kaiming_normal_fan_out_`, :func:`init_conv_bn_`, :func:`init_video_net_`: the
+  initialisations the families share.
 
 NPU-friendly forms (issue 14). Edge NPU toolchains (Arm Vela for Ethos-U after PyTorch -> TFLite,
 Rockchip RKNN, OpenVINO) run a graph on the accelerator only as far as they support
