@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from action_recognition.cli import main
 
 
@@ -87,7 +89,27 @@ def test_a_4d_form_is_benchmarked_beside_its_5d_original_on_every_backend(tmp_pa
         ('x3d_m_5d', 'onnxruntime', False), ('x3d_m_5d', 'openvino', False),
         ('x3d_m_5d:4d', 'onnxruntime', True), ('x3d_m_5d:4d', 'openvino', True)]
     assert all(r['note'] == '' and r['latency_p50_ms'] > 0 for r in rows), rows
-    # Same network, same MACs: the converter adds no work.
-    assert rows[0]['gmac_per_clip'] == rows[2]['gmac_per_clip']
+    # Same network; the converter adds only its fused stem's work: conv_t's 27 MACs per output
+    # five times over instead of once, plus the 5 of conv_xy (4 frames of 24 x 32 x 32).
+    assert rows[2]['gmac_per_clip'] - rows[0]['gmac_per_clip'] == pytest.approx(
+        (4 * 27 - 5) * 4 * 24 * 32 * 32 / 1e9, rel=0.05)
     assert main(['bench', '--models', 'nope:4d', '--no-progress', '--threads', '1']) == 1
     assert 'unknown model' in capsys.readouterr().out
+
+
+def test_builder_options_after_at_reach_the_model(tmp_path, capsys):
+    # x3d_xs@fused_stem=true builds the fused stem: 5x the stem conv's MACs, one run beside it.
+    out_json = tmp_path / 'bench.json'
+    code = main(['bench', '--models', 'x3d_xs', 'x3d_xs@fused_stem=true', '--backends', 'torch',
+                 '--frames', '4', '--size', '64', '--threads', '1', '--repeats', '1',
+                 '--warmup', '0', '--stream-windows', '0', '--json', str(out_json),
+                 '--no-progress'])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    plain, fused = json.loads(out_json.read_text())['rows']
+    assert fused['model'] == 'x3d_xs@fused_stem=true' and fused['note'] == ''
+    stem_conv_t = 4 * 24 * 32 * 32 * 27 / 1e9  # conv_t's GMAC at 4x64
+    assert fused['gmac_per_clip'] - plain['gmac_per_clip'] == pytest.approx(
+        4 * stem_conv_t - 4 * 24 * 32 * 32 * 5 / 1e9, rel=0.05)
+    assert main(['bench', '--models', 'x3d_xs@fused_stem', '--no-progress']) == 1
+    assert 'KEY=VALUE' in capsys.readouterr().out

@@ -20,6 +20,7 @@ from action_recognition.data.video import write_video
 from action_recognition.deploy.calibration import calibration_clips
 from action_recognition.deploy.export import export_onnx
 from action_recognition.deploy.export import ExportError
+from action_recognition.io.model_files import onnx_spec
 from action_recognition.io.onnx_check import check_onnx_4d_only
 from action_recognition.runtime.backends import load_checkpoint
 from action_recognition.spec import ModelSpec
@@ -128,6 +129,22 @@ def test_cli_exports_a_registered_4d_model(tmp_path, capsys):
     assert code == 0, printed
     assert 'max abs diff' in printed and '4D-only proof: passed' in printed
     assert check_onnx_4d_only(onnx.load(out)) == []
+
+
+def test_cli_builder_options_go_into_the_model_and_its_spec(tmp_path, capsys):
+    out = tmp_path / 'x3d.onnx'
+    code = main(['export', '--model', 'x3d_xs', '--num-classes', '5', '--frames', '4', '--size',
+                 '64', '--option', 'fused_stem=true', '--option', 'crop_size=64', '--eval-clips',
+                 '2', '--output', str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    proto = onnx.load(out)
+    assert onnx_spec(proto, out).options == {'fused_stem': True, 'crop_size': 64}
+    stem = [n.op_type for n in proto.graph.node if n.name.startswith('/model/blocks.0/')]
+    assert stem.count('Conv') == 1 and 'Transpose' not in stem  # the fused stem
+    code = main(['export', '--model', 'x3d_xs', '--checkpoint', str(out), '--option',
+                 'fused_stem=true', '--output', str(tmp_path / 'y.onnx')])
+    assert code == 1 and 'checkpoint carries' in capsys.readouterr().out
 
 
 def test_unknown_rank_cannot_be_proven():

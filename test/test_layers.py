@@ -10,6 +10,9 @@ from action_recognition.io.onnx_check import check_onnx_4d_only
 from action_recognition.models.analysis import assert_4d_only
 from action_recognition.models.analysis import count_macs
 from action_recognition.models.analysis import RankRecorder
+from action_recognition.models.compose import compose_spatial_temporal
+from action_recognition.models.compose import composed_weight
+from action_recognition.models.compose import stack_clip_taps
 from action_recognition.models.layers import Conv3dAs4d
 from action_recognition.models.layers import from_temporal
 from action_recognition.models.layers import shift_frames
@@ -170,3 +173,46 @@ def test_same_convolutions_export_with_a_dynamic_batch_of_clips(groups):
         expected = conv(frames.reshape(3, 4, 8, 10, 10).transpose(1, 2))
     expected = expected.transpose(1, 2).reshape(12, 8, 10, 10)
     torch.testing.assert_close(torch.from_numpy(got), expected, atol=1e-5, rtol=1e-4)
+
+
+def test_stack_clip_taps_stacks_shifted_frames_tap_major_inside_each_clip():
+    x = torch.randn(3 * 5, 2, 4, 6)  # three clips of 5 frames
+    offsets = [-2, -1, 0, 1, 2]
+    stacked = stack_clip_taps(x, offsets, 5)
+    assert stacked.shape == (15, 10, 4, 6)
+    for k, shifted in enumerate(shift_frames(x, offsets, 5)):
+        torch.testing.assert_close(stacked[:, 2 * k:2 * k + 2], shifted, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize('kt, dt, stride, padding', [(5, 1, 2, 1), (3, 2, 1, 0), (1, 1, 1, 1)])
+def test_composed_spatial_temporal_convolution_equals_the_pair(kt, dt, stride, padding):
+    torch.manual_seed(0)
+    spatial = nn.Conv3d(3, 6, (1, 3, 3), stride=(1, stride, stride),
+                        padding=(0, padding, padding), bias=False)
+    temporal = nn.Conv3d(6, 6, (kt, 1, 1), padding=(dt * (kt - 1) // 2, 0, 0),
+                         dilation=(dt, 1, 1), groups=6, bias=False)
+    spatial4, temporal4 = Conv3dAs4d.from_conv3d(spatial), Conv3dAs4d.from_conv3d(temporal)
+    assert compose_spatial_temporal(spatial4, temporal4) is temporal4
+    weight, offsets = composed_weight(spatial4, temporal4)
+    assert weight.shape == (6, 3 * kt, 3, 3)
+    clips = torch.randn(2, 3, 6, 9, 9)
+    frames = clips.transpose(1, 2).reshape(12, 3, 9, 9)
+    with torch.no_grad(), RankRecorder() as ranks:
+        got = nn.functional.conv2d(stack_clip_taps(frames, offsets, 6), weight, stride=stride,
+                                   padding=padding)
+    assert ranks.max_rank <= 4
+    with torch.no_grad():
+        expected = temporal(spatial(clips)).transpose(1, 2).reshape(got.shape)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+
+
+def test_compose_refuses_pairs_that_do_not_compose():
+    spatial = Conv3dAs4d(3, 6, (1, 3, 3), padding=(0, 1, 1), bias=False)
+    with pytest.raises(ValueError, match='ungrouped, bias-free'):
+        compose_spatial_temporal(Conv3dAs4d(3, 6, (1, 3, 3)), Conv3dAs4d(6, 6, (3, 1, 1),
+                                                                          padding=(1, 0, 0),
+                                                                          groups=6))
+    with pytest.raises(ValueError, match='"same" depthwise'):
+        compose_spatial_temporal(spatial, Conv3dAs4d(6, 6, (3, 1, 1), groups=6))  # not "same"
+    with pytest.raises(ValueError, match='"same" depthwise'):
+        compose_spatial_temporal(spatial, Conv3dAs4d(6, 6, (3, 1, 1), padding=(1, 0, 0)))

@@ -2,8 +2,8 @@
 
 - TFLite for Arm Ethos-U: PyTorch -> TFLite (litert-torch) -> static int8 (ai-edge-quantizer)
   -> Vela, in ``.venv-edge`` (``make edge-env``, which ``make test`` runs): every operator of the
-  shipped default model, ``eco_lite_add``, ``ct_net_r50`` and ``x3d_xs`` on the NPU, as Vela
-  reports it.
+  shipped default model, ``eco_lite_add``, ``ct_net_r50`` and ``x3d_xs`` (with either stem) on
+  the NPU, as Vela reports it.
 - OpenVINO (in ``.venv``): an IR with the spec inside and beside it, every operator taken by
   the CPU plugin, parity with PyTorch, int8 (NNCF) within a point of fp32.
 - RKNN (rk3588, the toolkit's simulator), in ``.venv-rknn`` where it exists (``make rknn-env``;
@@ -73,7 +73,10 @@ def _export(python: Path, tmp_path: Path, target: str, *args: str) -> dict:
                     '--calibration-clips', '2', '--eval-clips', '2']),
     ('x3d_xs', ['--num-classes', '11', '--frames', '4', '--size', '160',
                 '--calibration-clips', '2', '--eval-clips', '2']),
-], ids=['default-model', 'eco_lite_add-16x112', 'ct_net_r50-8x112', 'x3d_xs-4x160'])
+    ('x3d_xs', ['--num-classes', '11', '--frames', '4', '--size', '160', '--option',
+                'fused_stem=true', '--calibration-clips', '2', '--eval-clips', '2']),
+], ids=['default-model', 'eco_lite_add-16x112', 'ct_net_r50-8x112', 'x3d_xs-4x160',
+        'x3d_xs-fused-stem-4x160'])
 def test_every_operator_runs_on_the_ethos_u55(model, args, tmp_path):
     _need_edge()
     report = _export(EDGE_PYTHON, tmp_path, 'tflite', '--model', model, '--int8', *args)

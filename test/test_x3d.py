@@ -7,6 +7,7 @@ or slides over it) keep the runs short; the figures are counted on the meta devi
 import math
 
 from nets3d import randomize_batch_norm
+import onnx
 import pytest
 import torch
 from torch import nn
@@ -89,10 +90,12 @@ def test_pytorchvideo_module_names_and_shapes():
     assert create_model('x3d_xs', num_classes=5, num_frames=4).default_input_size == (182, 182)
 
 
-@pytest.mark.parametrize('crop_size', [SIZE, 32])  # the window covers the 2x2 map, or slides
-def test_4d_model_loads_the_5d_state_dict_and_gives_its_logits(crop_size):
+@pytest.mark.parametrize('crop_size, fused_stem', [(SIZE, False), (32, False), (SIZE, True)])
+def test_4d_model_loads_the_5d_state_dict_and_gives_its_logits(crop_size, fused_stem):
+    # crop 64: the window covers the 2x2 map; 32: it slides. fused_stem: one 5x3x3 stem conv.
     model5d = reference(crop_size)
-    model4d = create_model('x3d_xs', num_classes=5, num_frames=FRAMES, crop_size=crop_size)
+    model4d = create_model('x3d_xs', num_classes=5, num_frames=FRAMES, crop_size=crop_size,
+                           fused_stem=fused_stem)
     assert isinstance(model4d, X3D) and isinstance(model5d, X3D5d)
     model4d.load_state_dict(model5d.state_dict(), strict=True)
     model4d.eval()
@@ -121,6 +124,31 @@ def test_4d_model_exports_to_onnx_with_rank_4_only(tmp_path):
     assert report.max_abs_diff <= 1e-4
 
 
+def test_fused_stem_exports_without_transposes_and_trains_both_stem_weights(tmp_path):
+    # The separable stem's temporal conv runs between two transposes (which RKNN leaves on the
+    # CPU at 16x224 and OpenVINO reorders around); the fused stem has none, and its weight is
+    # computed from conv_t's and conv_xy's, so both still learn and the state dict is unchanged.
+    spec = ModelSpec(model='x3d_xs', num_classes=5, num_frames=FRAMES, input_size=(SIZE, SIZE),
+                     resize_short=SIZE, options={'crop_size': SIZE, 'fused_stem': True})
+    ops = {}
+    for fused in (False, True):
+        model = create_model('x3d_xs', num_classes=5, num_frames=FRAMES, crop_size=SIZE,
+                             fused_stem=fused)
+        model.load_state_dict(reference().state_dict())
+        report = export_onnx(model.eval(), spec, tmp_path / f'{fused}.onnx')
+        assert report.four_d_only and report.max_rank <= 4 and report.max_abs_diff <= 1e-4
+        ops[fused] = [node.op_type for node in onnx.load(tmp_path / f'{fused}.onnx').graph.node
+                      if node.name.startswith('/model/blocks.0/')]
+    assert ops[False].count('Transpose') == 2 and 'Transpose' not in ops[True]
+    assert ops[True].count('Conv') == 1
+    model = create_model('x3d_xs', num_classes=5, num_frames=FRAMES, fused_stem=True)
+    model(frames()).square().mean().backward()
+    stem = model.blocks[0].conv
+    assert stem.conv_t.weight.grad.abs().sum() > 0 and stem.conv_xy.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match='fused_stem'):
+        create_model('x3d_m_5d', num_classes=5, num_frames=FRAMES, fused_stem=True)
+
+
 def test_converter_turns_the_5d_reference_into_an_equal_4d_model():
     model5d = reference()
     x = frames()
@@ -132,6 +160,17 @@ def test_converter_turns_the_5d_reference_into_an_equal_4d_model():
             got = converted(x)
     assert ranks.max_rank <= 4, ranks.violations[:3]
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+    # The input stem (conv_t then the depthwise conv_xy) is one convolution, whose weight is
+    # computed from both: no module call to either, the same state dict, both get gradients.
+    called = {str(n.target) for n in converted.graph.nodes if n.op == 'call_module'}
+    assert not called & {'blocks.0.conv.conv_t', 'blocks.0.conv.conv_xy'}
+    separable = to_4d(model5d, example_input=x[:FRAMES], fuse_stems=False)  # verified
+    assert {'blocks.0.conv.conv_t', 'blocks.0.conv.conv_xy'} <= {
+        str(n.target) for n in separable.graph.nodes if n.op == 'call_module'}
+    assert set(converted.state_dict()) == set(model5d.state_dict())
+    converted.train()(x).square().mean().backward()
+    stem = converted.get_submodule('blocks.0.conv')
+    assert stem.conv_t.weight.grad.abs().sum() > 0 and stem.conv_xy.weight.grad.abs().sum() > 0
 
 
 def _bn_elements(model, x):

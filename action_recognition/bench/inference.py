@@ -26,6 +26,7 @@ on the machine distorts multi-threaded figures badly.
 A model name ``NAME:4d`` is ``NAME`` rewritten by the Conv3d -> 4D converter
 (:func:`~action_recognition.deploy.convert.to_4d`, same weights): ``--models x3d_m_5d
 x3d_m_5d:4d`` measures a 5D original and its exact 4D-only form side by side on every backend.
+``NAME@KEY=VALUE,...`` passes builder options (values read as YAML): ``x3d_m@fused_stem=true``.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+import yaml
 
 from action_recognition.data.synth import CLASSES
 from action_recognition.deploy.convert import to_4d
@@ -222,15 +224,24 @@ CONVERTED_SUFFIX = ':4d'
 
 
 def _base_name(name: str) -> str:
-    """The registry name of a bench model name (``NAME`` or ``NAME:4d``)."""
-    return name.removesuffix(CONVERTED_SUFFIX)
+    """The registry name of a bench model name (``NAME``, ``NAME@K=V,...``, ``NAME:4d``)."""
+    return name.removesuffix(CONVERTED_SUFFIX).partition('@')[0]
 
 
-def _spec_for(model: str, frames: int, size: int, num_classes: int) -> ModelSpec:
+def _name_options(name: str) -> dict[str, Any]:
+    """The builder options of ``NAME@KEY=VALUE,KEY=VALUE`` (values read as YAML)."""
+    _, sep, text = name.removesuffix(CONVERTED_SUFFIX).partition('@')
+    items = [item.partition('=') for item in text.split(',')] if sep else []
+    if any(not eq or not key for key, eq, _ in items):
+        raise ValueError(f'{name}: options after @ must be KEY=VALUE[,KEY=VALUE]')
+    return {key.strip(): yaml.safe_load(value) for key, _, value in items}
 
+
+def _spec_for(model: str, frames: int, size: int, num_classes: int,
+              options: dict[str, Any]) -> ModelSpec:
     labels = CLASSES if num_classes == len(CLASSES) else ()
     return ModelSpec(model=model, num_classes=num_classes, num_frames=frames, labels=labels,
-                     input_size=(size, size), resize_short=size)
+                     input_size=(size, size), resize_short=size, options=options)
 
 
 def _time_runs(fn: Any, warmup: int, repeats: int) -> list[float]:
@@ -355,9 +366,10 @@ def run_bench(*, models: list[str], backends: list[str], frames: list[int], size
                 model, spec = load_checkpoint(checkpoints[model_name])
                 num_frames, size = spec.num_frames, spec.input_size[0]
             else:
-                spec = _spec_for(_base_name(model_name), num_frames, size, num_classes)
+                spec = _spec_for(_base_name(model_name), num_frames, size, num_classes,
+                                 _name_options(model_name))
                 model = create_model(_base_name(model_name), num_classes=spec.num_classes,
-                                     num_frames=num_frames)
+                                     num_frames=num_frames, **spec.options)
             model.eval()
             example = torch.zeros(num_frames, 3, size, size)
             four_d_only = info.four_d_only

@@ -126,7 +126,7 @@ def load_module_file(path: str | Path, *, trust: bool = False) -> nn.Module:
     return loaded
 
 
-def _options(items: list[str]) -> dict[str, Any]:
+def parse_options(items: list[str]) -> dict[str, Any]:
     """``--option KEY=VALUE`` items as builder keywords (values read as YAML)."""
     options: dict[str, Any] = {}
     for item in items:
@@ -147,7 +147,7 @@ def _build(args: argparse.Namespace) -> tuple[nn.Module, torch.Tensor]:
         size = size or (reference.input_size[0] if reference else 112)
         num_classes = args.num_classes or (reference.num_classes if reference else 10)
         model = create_model(args.model, num_classes=num_classes, num_frames=frames,
-                             **_options(args.option))
+                             **parse_options(args.option))
         layout = layout or 'frames'
     else:
         model = load_module_file(args.module_file, trust=args.trust_module_file)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from action_recognition.cli.convert import parse_options
 from action_recognition.data.clips import synthetic_clips
 from action_recognition.deploy.calibration import calibration_clips_from
 from action_recognition.deploy.export import DEFAULT_OPSET
@@ -55,7 +56,8 @@ def build_spec(args: argparse.Namespace) -> ModelSpec:
     labels: tuple[str, ...] = tuple(args.labels) if args.labels else ()
     return ModelSpec(model=args.model, num_classes=args.num_classes, num_frames=args.frames,
                      labels=labels, frame_stride=args.frame_stride,
-                     input_size=(args.size, args.size), resize_short=_default_resize(args.size))
+                     input_size=(args.size, args.size), resize_short=_default_resize(args.size),
+                     options=parse_options(args.option))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -69,6 +71,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--frame-stride', type=int, default=1,
                         help='frame stride of dense sampling (random weights)')
     parser.add_argument('--labels', nargs='+', help='label names (random weights)')
+    parser.add_argument('--option', action='append', default=[], metavar='KEY=VALUE',
+                        help='builder option (random weights; repeatable; the value is read as '
+                        'YAML), e.g. --option fused_stem=true for X3D; kept in the spec')
     parser.add_argument('--target', choices=TARGETS, default='onnx',
                         help='the form to write: onnx (default), openvino (IR .xml/.bin), '
                              'tflite (Arm Ethos-U: use --int8; needs .venv-edge), rknn')
@@ -148,13 +153,16 @@ def run(args: argparse.Namespace) -> int:
             raise ExportError(f'{args.model} is a 5D model (not 4D-only); refusing to export '
                               f'it without --allow-5d')
         if args.checkpoint is not None:
+            if args.option:
+                raise ExportError('--option is for random weights; a checkpoint carries its '
+                                  "model's options")
             model, spec = load_checkpoint(args.checkpoint)
             _check_consistent(args, spec)
         else:
             spec = build_spec(args)
             torch.manual_seed(args.seed)
             model = create_model(spec.model, num_classes=spec.num_classes,
-                                 num_frames=spec.num_frames)
+                                 num_frames=spec.num_frames, **spec.options)
         report: ExportReport | TargetReport
         if args.target == 'onnx':
             report = export_onnx(model, spec, args.output, opset=args.opset,

@@ -41,8 +41,8 @@ import torch.nn.functional as F
 
 __all__ = [
     'to_temporal', 'from_temporal', 'conv3d_out_size', 'Conv3dAs4d', 'triple', 'subsample',
-    'shift_frames', 'spatial_mean', 'clip_mean', 'clip_mean_per_frame', 'kaiming_normal_fan_out_',
-    'init_conv_bn_', 'init_video_net_',
+    'shift_frames', 'spatial_mean', 'clip_mean', 'clip_mean_per_frame',
+    'kaiming_normal_fan_out_', 'init_conv_bn_', 'init_video_net_',
 ]
 
 

@@ -24,6 +24,17 @@ logits: ``create_x3d`` builds the head without its softmax by default.
   ``BatchNorm3d`` a ``BatchNorm2d`` (the same state dict and statistics); SE takes each frame's
   :func:`~action_recognition.models.layers.spatial_mean` and the clip's ``clip_mean`` and
   multiplies the frames by their clip's gate.
+- ``fused_stem=True`` (4D models): the stem's ``conv_t`` and depthwise ``conv_xy`` run as one
+  dense ``5x3x3`` convolution (:class:`~action_recognition.models.x3d_blocks.Stem4d`; exact,
+  the same parameters and state dict). The separable stem's temporal convolution runs on the
+  temporal layout between two transposes of the network's largest activation, which OpenVINO
+  reorders around and RKNN leaves on its CPU at 16x224 (2 of 646 operators); the fused stem
+  has no transpose (RKNN rk3588 fp16 at 16x224: 649/650 on the NPU, the input's reshape on the
+  CPU; Ethos-U55 X3D-XS 4x160: 1340/1340) and costs 5x ``conv_t``'s MACs: 0.682, 2.215, 5.326
+  (16x224) and 6.994 (16x256) GMAC counted instead of 0.619, 2.009, 4.830 and 6.346. OpenVINO
+  CPU, 16x224, 2 threads: about 12% faster in fp32 and 6% in bf16; ONNX Runtime 2-4% slower.
+  The converter fuses the same pair in a converted 5D X3D
+  (:func:`~action_recognition.deploy.convert.to_4d`'s ``fuse_stems``).
 - :class:`X3D5d` (``x3d_m_5d``): the 5D reference, ``nn.Conv3d``/``BatchNorm3d`` as PyTorchVideo;
   :meth:`X3D5d.forward_clip` is PyTorchVideo's ``Net.forward`` on ``[B, 3, T, H, W]``.
 
@@ -67,10 +78,11 @@ zeroes each block's ``norm_c`` (SlowFast's training recipe).
 The blocks (5D and 4D side by side) are in :mod:`~action_recognition.models.x3d_blocks`; this
 module holds the networks, the PyTorchVideo loader and the builders.
 
-Speed of the 4D form (``action-recognition bench``, 16x224², 2 threads, README "Benchmark"): on
-ONNX Runtime it is faster than the 5D reference; on OpenVINO's CPU plugin, whose ``Conv3d``
-kernels are fast and which reorders tensors out of its blocked layouts for the temporal shifts
-(slices and concatenations along ``B*T``) and the stem's temporal transposes, it is slower.
+Speed of the 4D form (``action-recognition bench``, 16x224², 2 threads, README "Benchmark"; a
+2-core AMD EPYC): on ONNX Runtime as fast as the 5D reference (142 ms, fused stem 160, against
+153); on OpenVINO's CPU plugin, whose ``Conv3d`` kernels are fast and which runs the temporal
+shifts (slices and concatenations along ``B*T``) with reference kernels outside its blocked
+layouts, slower: 92 ms (fused stem 85) against 50 in fp32, 45 (43) against 28 in bf16.
 """
 
 from __future__ import annotations
@@ -141,7 +153,7 @@ class _X3DBase(nn.Module):
 
     def __init__(self, *, num_classes: int, num_frames: int, four_d: bool, crop_size: int,
                  default_input_size: tuple[int, int], dropout: float = 0.5,
-                 zero_init_last: bool = False) -> None:
+                 zero_init_last: bool = False, fused_stem: bool = False) -> None:
         super().__init__()
         if num_classes < 1 or num_frames < 1:
             raise ValueError(
@@ -150,9 +162,11 @@ class _X3DBase(nn.Module):
             raise ValueError(f'dropout must be in [0, 1), got {dropout}')
         if crop_size < 32:
             raise ValueError(f'crop_size must be >= 32, got {crop_size}')
+        if fused_stem and not four_d:
+            raise ValueError('fused_stem is a form of the 4D models (the 5D stem is as published)')
         conv: Any = Conv3dAs4d if four_d else nn.Conv3d
         norm: Any = nn.BatchNorm2d if four_d else nn.BatchNorm3d
-        blocks: list[nn.Module] = [Stem4d() if four_d else Stem5d()]
+        blocks: list[nn.Module] = [Stem4d(fused=fused_stem) if four_d else Stem5d()]
         dim_in = STEM_WIDTH
         for depth, dim_inner, dim_out in stage_dims():
             blocks.append(Stage(ResBlock4d if four_d else ResBlock5d, depth, dim_in,
@@ -413,6 +427,7 @@ class X3DArgs(TypedDict, total=False):
     dropout: float  # before proj, default 0.5
     crop_size: int  # PyTorchVideo's input_crop_size: the head's pool window ceil(crop / 32)
     zero_init_last: bool  # zero each block's norm_c, default False
+    fused_stem: bool  # 4D models: the stem as one 5x3x3 convolution (Stem4d), default False
     pretrained: PretrainedWeights | None  # a local PyTorchVideo X3D state dict (or file)
 
 

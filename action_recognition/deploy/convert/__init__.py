@@ -50,6 +50,8 @@ The modules, by concern:
 - :mod:`~action_recognition.deploy.convert.rewrite`: the pass over the graph and what is
   supported; :mod:`~action_recognition.deploy.convert.rules`: the rewrite of each kind of
   operation;
+- :mod:`~action_recognition.deploy.convert.fuse`: fusions of the converted graph (a separable
+  input stem as one convolution);
 - :mod:`~action_recognition.deploy.convert.verify`: the check against the original;
 - :mod:`~action_recognition.deploy.convert.onnx_4d`: the ONNX export and its proof.
 """
@@ -60,6 +62,7 @@ from torch import fx
 from torch import nn
 from torch import Tensor
 
+from action_recognition.deploy.convert.fuse import fuse_input_stems
 from action_recognition.deploy.convert.layout import ConversionError
 from action_recognition.deploy.convert.layout import fold_input
 from action_recognition.deploy.convert.layout import unfold_output
@@ -77,7 +80,7 @@ __all__ = [
 
 
 def to_4d(model: nn.Module, *, example_input: Tensor, verify: bool = True,
-          tolerance: float = 1e-4) -> fx.GraphModule:
+          tolerance: float = 1e-4, fuse_stems: bool = True) -> fx.GraphModule:
     """An exact 4D-only copy of ``model`` (which is left unchanged).
 
     Args:
@@ -90,6 +93,10 @@ def to_4d(model: nn.Module, *, example_input: Tensor, verify: bool = True,
             twice its batch size) and check that it never makes a tensor of rank 5.
         tolerance: largest difference allowed by ``verify``, relative to
             ``max(1, max |output|)``.
+        fuse_stems: run a separable input stem (a ``1 x kh x kw`` convolution of the input,
+            then a depthwise ``kt x 1 x 1`` one: X3D's) as one convolution
+            (:func:`~action_recognition.deploy.convert.fuse.fuse_input_stems`; exact, ``kt``
+            times the first convolution's MACs, no transposes).
 
     Returns:
         A ``torch.fx.GraphModule`` in the original's train/eval mode that takes
@@ -110,6 +117,8 @@ def to_4d(model: nn.Module, *, example_input: Tensor, verify: bool = True,
     if not isinstance(example_input, Tensor):
         raise TypeError(f'example_input must be a tensor, got {type(example_input).__name__}')
     converted = rewrite_graph(trace_with_shapes(model, example_input))
+    if fuse_stems:
+        fuse_input_stems(converted)
     if verify:
         check_against_original(model, converted, example_input, tolerance)
     return converted
