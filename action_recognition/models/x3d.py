@@ -31,8 +31,9 @@ logits: ``create_x3d`` builds the head without its softmax by default.
   reorders around and RKNN leaves on its CPU at 16x224 (2 of 646 operators); the fused stem
   has no transpose (RKNN rk3588 fp16 at 16x224: 649/650 on the NPU, the input's reshape on the
   CPU; Ethos-U55 X3D-XS 4x160: 1340/1340) and costs 5x ``conv_t``'s MACs: 0.682, 2.215, 5.326
-  (16x224) and 6.994 (16x256) GMAC counted instead of 0.619, 2.009, 4.830 and 6.346. OpenVINO
-  CPU, 16x224, 2 threads: about 12% faster in fp32 and 6% in bf16; ONNX Runtime 2-4% slower.
+  (16x224) and 6.994 (16x256) GMAC counted instead of 0.619, 2.009, 4.830 and 6.346. X3D-M
+  16x224, 2 threads (``bench``): OpenVINO CPU 85 ms instead of 92 in fp32, 43 instead of 45
+  in bf16; ONNX Runtime 160 instead of 142 (the stem's extra MACs).
   The converter fuses the same pair in a converted 5D X3D
   (:func:`~action_recognition.deploy.convert.to_4d`'s ``fuse_stems``).
 - :class:`X3D5d` (``x3d_m_5d``): the 5D reference, ``nn.Conv3d``/``BatchNorm3d`` as PyTorchVideo;
