@@ -203,10 +203,11 @@ class Stem4d(nn.Module):
     convolution on the temporal layout, between two transposes), PyTorchVideo's MACs.
     ``fused=True``: the two as one dense ``5x3x3`` convolution (exact: both are linear and
     bias-free), a ``Conv2d`` with 15 input channels on the five shifted copies of the input frames
-    (:func:`~action_recognition.models.layers.stack_clip_taps`); its weight is computed from
+    (:func:`~action_recognition.models.compose.stack_clip_taps`); its weight is computed from
     ``conv_t``'s and ``conv_xy``'s (the same parameters and state dict). No transpose and no
-    blocked-layout reorder: faster on OpenVINO and the whole graph on RKNN at 16x224 (see the
-    X3D module docstring), for 5x the stem's ``conv_t`` MACs (X3D-M at 16x224: +0.50 GMAC).
+    blocked-layout reorder: faster on OpenVINO, and on RKNN at 16x224 only the input's reshape
+    left on the CPU instead of two transposes (see the X3D module docstring), for 5x the stem's
+    ``conv_t`` MACs (X3D-M at 16x224: +0.50 GMAC).
     """
 
     def __init__(self, *, fused: bool = False) -> None:

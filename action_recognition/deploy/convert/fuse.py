@@ -4,9 +4,9 @@
 by a depthwise ``kt x 1 x 1`` one (X3D's stem: PyTorchVideo's ``Conv2plus1d``, ``conv_t`` then
 ``conv_xy``) becomes one ``kt x kh x kw`` convolution: a ``Conv2d`` on the ``kt`` shifted copies
 of the input frames stacked on channels
-(:func:`~action_recognition.models.layers.stack_clip_taps`), with the weight computed in the
+(:func:`~action_recognition.models.compose.stack_clip_taps`), with the weight computed in the
 graph from the two layers' weights
-(:func:`~action_recognition.models.layers.tap_major_weight`), which stay where they were (the
+(:func:`~action_recognition.models.compose.tap_major_weight`), which stay where they were (the
 state dict is unchanged and both still train). The separable pair's temporal convolution runs
 on the temporal layout, between two transposes of the largest activation of the network, which
 OpenVINO reorders around and RKNN leaves on its CPU at 16x224; the fused form has none, for
