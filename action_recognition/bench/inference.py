@@ -49,7 +49,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-import yaml
 
 from action_recognition.data.synth import CLASSES
 from action_recognition.deploy.convert import to_4d
@@ -58,6 +57,7 @@ from action_recognition.deploy.export import synthetic_clips
 from action_recognition.models import create_model
 from action_recognition.models import model_info
 from action_recognition.models.analysis import count_macs
+from action_recognition.models.registry import parse_builder_options
 from action_recognition.runtime.backends import load_checkpoint
 from action_recognition.runtime.backends import OnnxRuntimeBackend
 from action_recognition.runtime.backends import OpenVinoBackend
@@ -229,12 +229,9 @@ def _base_name(name: str) -> str:
 
 
 def _name_options(name: str) -> dict[str, Any]:
-    """The builder options of ``NAME@KEY=VALUE,KEY=VALUE`` (values read as YAML)."""
+    """The builder options of ``NAME@KEY=VALUE,KEY=VALUE`` (as ``--option`` reads them)."""
     _, sep, text = name.removesuffix(CONVERTED_SUFFIX).partition('@')
-    items = [item.partition('=') for item in text.split(',')] if sep else []
-    if any(not eq or not key for key, eq, _ in items):
-        raise ValueError(f'{name}: options after @ must be KEY=VALUE[,KEY=VALUE]')
-    return {key.strip(): yaml.safe_load(value) for key, _, value in items}
+    return parse_builder_options(text.split(',') if sep else [], f'{name}: each option after @')
 
 
 def _spec_for(model: str, frames: int, size: int, num_classes: int,

@@ -37,7 +37,6 @@ from typing import Any
 
 import torch
 from torch import nn
-import yaml
 
 # The converter package as a module (not its names): tests replace its export_onnx_4d.
 from action_recognition.deploy import convert as converter
@@ -49,6 +48,7 @@ from action_recognition.files import atomic_path
 from action_recognition.files import check_output
 from action_recognition.models import create_model
 from action_recognition.models import model_info
+from action_recognition.models.registry import parse_builder_options
 
 __all__ = ['add_arguments', 'run', 'load_module_file', 'UntrustedModuleFileError']
 
@@ -126,17 +126,6 @@ def load_module_file(path: str | Path, *, trust: bool = False) -> nn.Module:
     return loaded
 
 
-def parse_options(items: list[str]) -> dict[str, Any]:
-    """``--option KEY=VALUE`` items as builder keywords (values read as YAML)."""
-    options: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition('=')
-        if not sep or not key:
-            raise ValueError(f'--option must be KEY=VALUE, got {item!r}')
-        options[key.strip().replace('-', '_')] = yaml.safe_load(value)
-    return options
-
-
 def _build(args: argparse.Namespace) -> tuple[nn.Module, torch.Tensor]:
     """The model to convert (eval mode) and a random example input: a clip
     ``[B, C, T, S, S]`` or frames ``[B*T, C, S, S]`` (``--input-layout``)."""
@@ -147,7 +136,7 @@ def _build(args: argparse.Namespace) -> tuple[nn.Module, torch.Tensor]:
         size = size or (reference.input_size[0] if reference else 112)
         num_classes = args.num_classes or (reference.num_classes if reference else 10)
         model = create_model(args.model, num_classes=num_classes, num_frames=frames,
-                             **parse_options(args.option))
+                             **parse_builder_options(args.option, '--option'))
         layout = layout or 'frames'
     else:
         model = load_module_file(args.module_file, trust=args.trust_module_file)

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import torch
 
-from action_recognition.cli.convert import parse_options
 from action_recognition.data.clips import synthetic_clips
 from action_recognition.deploy.calibration import calibration_clips_from
 from action_recognition.deploy.export import DEFAULT_OPSET
@@ -37,6 +36,7 @@ from action_recognition.files import atomic_write_bytes
 from action_recognition.files import check_output
 from action_recognition.models import create_model
 from action_recognition.models import model_info
+from action_recognition.models.registry import parse_builder_options
 from action_recognition.runtime.backends import load_checkpoint
 from action_recognition.runtime.backends import ModelLoadError
 from action_recognition.spec import ModelSpec
@@ -57,7 +57,7 @@ def build_spec(args: argparse.Namespace) -> ModelSpec:
     return ModelSpec(model=args.model, num_classes=args.num_classes, num_frames=args.frames,
                      labels=labels, frame_stride=args.frame_stride,
                      input_size=(args.size, args.size), resize_short=_default_resize(args.size),
-                     options=parse_options(args.option))
+                     options=parse_builder_options(args.option, '--option'))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -10,7 +10,7 @@ which runs as one ``Conv2d`` on the ``kt`` shifted copies of the input stacked o
 
 - :func:`compose_spatial_temporal`: checks that a pair composes (``ValueError`` otherwise);
 - :func:`composed_weight`, :func:`tap_major_weight`: the composed weight (4D, computed from the
-  two weights so both keep training) and the taps' frame offsets;
+  two weights so both keep training) and the taps' frame offsets (:func:`tap_offsets`);
 - :func:`stack_clip_taps`: the shifted copies, stacked tap-major.
 
 Used by :class:`~action_recognition.models.x3d_blocks.Stem4d` (``fused=True``) and by the
@@ -26,7 +26,8 @@ from torch import Tensor
 
 from action_recognition.models.layers import Conv3dAs4d
 
-__all__ = ['stack_clip_taps', 'compose_spatial_temporal', 'composed_weight', 'tap_major_weight']
+__all__ = ['stack_clip_taps', 'compose_spatial_temporal', 'composed_weight', 'tap_major_weight',
+           'tap_offsets']
 
 
 def stack_clip_taps(x: Tensor, offsets: Sequence[int], num_frames: int) -> Tensor:
@@ -80,9 +81,14 @@ def composed_weight(spatial: Conv3dAs4d, temporal: Conv3dAs4d) -> tuple[Tensor, 
     """The tap-major weight ``[C_out, kt*C_in, kh, kw]`` of ``temporal o spatial`` (checked by
     :func:`compose_spatial_temporal`) and the frame offset of each tap, for
     :func:`stack_clip_taps`. Computed from both weights (4D), so gradients reach both."""
-    kt = temporal.kernel_size[0]
-    offsets = [k * temporal.dilation[0] - temporal.padding[0] for k in range(kt)]
-    return tap_major_weight(spatial.weight, temporal.weight, kt), offsets
+    return tap_major_weight(spatial.weight, temporal.weight,
+                            temporal.kernel_size[0]), tap_offsets(temporal)
+
+
+def tap_offsets(temporal: Conv3dAs4d) -> list[int]:
+    """The frame offset each temporal tap of ``temporal`` reads, ``k * dt - pt``."""
+    return [k * temporal.dilation[0] - temporal.padding[0]
+            for k in range(temporal.kernel_size[0])]
 
 
 def tap_major_weight(spatial_weight: Tensor, temporal_weight: Tensor, kt: int) -> Tensor:

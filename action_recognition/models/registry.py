@@ -21,9 +21,11 @@ from typing import Any
 from typing import TypeVar
 
 from torch import nn
+import yaml
 
 __all__ = [
     'PaperReference', 'ModelInfo', 'register_model', 'list_models', 'create_model', 'model_info',
+    'parse_builder_options',
 ]
 
 
@@ -113,3 +115,15 @@ def create_model(name: str, *, num_classes: int, num_frames: int, **options: Any
         raise ValueError(f'num_frames must be >= 1, got {num_frames}')
     info = model_info(name)
     return info.builder(num_classes=num_classes, num_frames=num_frames, **options)
+
+
+def parse_builder_options(items: list[str], what: str) -> dict[str, Any]:
+    """``KEY=VALUE`` items as builder keywords (values read as YAML, ``-`` in keys as ``_``);
+    ``ValueError`` naming ``what`` for an item without ``=`` or a key."""
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition('=')
+        if not sep or not key:
+            raise ValueError(f'{what} must be KEY=VALUE, got {item!r}')
+        options[key.strip().replace('-', '_')] = yaml.safe_load(value)
+    return options

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from action_recognition.models.compose import compose_spatial_temporal
 from action_recognition.models.compose import stack_clip_taps
 from action_recognition.models.compose import tap_major_weight
+from action_recognition.models.compose import tap_offsets
 from action_recognition.models.layers import Conv3dAs4d
 
 __all__ = ['fuse_input_stems']
@@ -67,13 +68,12 @@ def fuse_input_stems(gm: fx.GraphModule) -> list[tuple[str, str]]:
             compose_spatial_temporal(spatial, temporal)
         except ValueError:
             continue
-        kt = temporal.kernel_size[0]
-        offsets = [k * temporal.dilation[0] - temporal.padding[0] for k in range(kt)]
         with gm.graph.inserting_before(user):
             weight = gm.graph.call_function(tap_major_weight, (
                 gm.graph.get_attr(f'{node.target}.weight'),
-                gm.graph.get_attr(f'{user.target}.weight'), kt))
-            stacked = gm.graph.call_function(stack_clip_taps, (x, offsets, num_frames))
+                gm.graph.get_attr(f'{user.target}.weight'), temporal.kernel_size[0]))
+            stacked = gm.graph.call_function(stack_clip_taps, (x, tap_offsets(temporal),
+                                                               num_frames))
             y = gm.graph.call_function(F.conv2d, (stacked, weight), {
                 'stride': spatial.stride[1:], 'padding': spatial.padding[1:],
                 'dilation': spatial.dilation[1:]})
