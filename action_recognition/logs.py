@@ -1,4 +1,5 @@
-"""Logging helpers shared by the layers above: a per-reason throttle for repeated warnings."""
+"""Logging helpers shared by the layers above: a per-reason throttle for repeated warnings, and
+exceptions as one short line."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from collections import Counter
 import logging
 import time
 
-__all__ = ['Throttle']
+__all__ = ['Throttle', 'one_line', 'describe_error']
 
 
 class Throttle:
@@ -33,3 +34,16 @@ class Throttle:
         extra = f' ({suppressed} similar suppressed)' if suppressed else ''
         self.logger.warning('%s%s', message, extra)
         self._last[key] = now
+
+
+def one_line(error: BaseException) -> str:
+    """An exception's message as one short line (OpenCV's and storage libraries' span several)."""
+    text = ' '.join(str(error).split()) or type(error).__name__
+    return text if len(text) <= 300 else text[:297] + '...'
+
+
+def describe_error(error: BaseException) -> str:
+    """``'<type>: <message on one line>'``, e.g. ``'cv2.error: OpenCV(...) ...'``, for logs."""
+    kind = type(error)
+    name = kind.__name__ if kind.__module__ == 'builtins' else f'{kind.__module__}.{kind.__name__}'
+    return f'{name}: {one_line(error)}'

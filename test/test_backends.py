@@ -12,12 +12,12 @@ from action_recognition.deploy.export import export_onnx
 from action_recognition.io.checkpoint import save_checkpoint
 from action_recognition.models import create_model
 from action_recognition.runtime.backends import load_backend
-from action_recognition.runtime.backends import ModelLoadError
-from action_recognition.runtime.backends import OnnxRuntimeBackend
-from action_recognition.runtime.backends import OpenVinoBackend
-from action_recognition.runtime.backends import select_providers
-from action_recognition.runtime.backends import tensorrt_cache_key
-from action_recognition.runtime.backends import TorchBackend
+from action_recognition.runtime.openvino_backend import OpenVinoBackend
+from action_recognition.runtime.ort_backend import OnnxRuntimeBackend
+from action_recognition.runtime.ort_backend import select_providers
+from action_recognition.runtime.ort_backend import tensorrt_cache_key
+from action_recognition.runtime.protocol import ModelLoadError
+from action_recognition.runtime.torch_backend import TorchBackend
 from action_recognition.spec import ModelSpec
 from action_recognition.spec import SPEC_METADATA_KEY
 
@@ -79,7 +79,7 @@ def test_missing_and_corrupt_files(tmp_path):
     corrupt_pt.write_bytes(b'PK\x03\x04 not really a zip')
     with pytest.raises(ModelLoadError, match=r'corrupt\.pt'):
         load_backend(corrupt_pt)
-    with pytest.raises(ModelLoadError, match='unknown backend'):
+    with pytest.raises(ModelLoadError, match=r"backend must be one of \['auto'"):
         load_backend(corrupt_pt, backend='tensorflow')
 
 
@@ -149,10 +149,11 @@ def test_auto_picks_the_backend_from_the_file_and_the_device(files):
 
 @pytest.mark.parametrize(('kwargs', 'reason'), [
     ({'backend': 'onnxruntime', 'device': 'openvino:CPU'},
-     "device openvino:CPU is an OpenVINO device: it needs backend 'openvino'"),
-    ({'precision': 'bf16'}, 'bf16 applies to the torch and openvino backends'),
+     'device openvino:CPU is an OpenVINO device: it needs backend openvino'),
+    ({'precision': 'bf16'}, 'precision=bf16 needs backend torch or openvino'),
     ({'backend': 'openvino', 'streaming': True}, 'streaming needs a PyTorch checkpoint'),
-    ({'backend': 'openvino', 'device': 'cuda'}, "runs on 'cpu' or 'openvino:DEVICE'"),
+    ({'backend': 'openvino', 'device': 'cuda'}, "backend openvino runs on 'cpu' or an "
+                                                "'openvino:' device"),
 ])
 def test_backend_options_that_do_not_fit_are_refused(files, kwargs, reason):
     with pytest.raises(ModelLoadError, match=reason):
@@ -160,5 +161,5 @@ def test_backend_options_that_do_not_fit_are_refused(files, kwargs, reason):
 
 
 def test_int8_is_for_openvino(files):
-    with pytest.raises(ModelLoadError, match='int8 applies to the openvino backend'):
+    with pytest.raises(ModelLoadError, match='precision=int8 needs backend openvino, not torch'):
         load_backend(files[0], precision='int8')

@@ -7,6 +7,8 @@ import torch
 
 from action_recognition.io import checkpoint as ckpt
 from action_recognition.models import create_model
+from action_recognition.serialization import CheckpointError
+from action_recognition.serialization import plain_data
 from action_recognition.spec import ModelSpec
 
 SPEC = ModelSpec(model='eco_lite_add_small', num_classes=4, num_frames=4,
@@ -67,50 +69,50 @@ def test_save_needs_spec_and_weights(tmp_path):
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(ckpt.CheckpointError, match='does not exist'):
+    with pytest.raises(CheckpointError, match='does not exist'):
         ckpt.load_model_from_checkpoint(tmp_path / 'absent.pt')
-    with pytest.raises(ckpt.CheckpointError, match='not a file'):
+    with pytest.raises(CheckpointError, match='not a file'):
         ckpt.load_checkpoint(tmp_path)
 
 
 def test_corrupt_file(tmp_path):
     path = tmp_path / 'corrupt.pt'
     path.write_bytes(b'\x00garbage' * 100)
-    with pytest.raises(ckpt.CheckpointError, match='corrupt'):
+    with pytest.raises(CheckpointError, match='corrupt'):
         ckpt.load_model_from_checkpoint(path)
     # A checkpoint cut short (a copy interrupted half-way) is reported the same way.
     good = ckpt.save_checkpoint(tmp_path / 'good.pt',
                                 {'spec': SPEC.to_dict(), 'model_state': _model().state_dict()})
     truncated = tmp_path / 'truncated.pt'
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
-    with pytest.raises(ckpt.CheckpointError, match='corrupt'):
+    with pytest.raises(CheckpointError, match='corrupt'):
         ckpt.load_checkpoint(truncated)
 
 
 def test_not_an_action_recognition_checkpoint(tmp_path):
     plain = tmp_path / 'plain.pt'
     torch.save(_model().state_dict(), plain)
-    with pytest.raises(ckpt.CheckpointError, match='missing'):
+    with pytest.raises(CheckpointError, match='missing'):
         ckpt.load_checkpoint(plain)
     tensor = tmp_path / 'tensor.pt'
     torch.save(torch.zeros(3), tensor)
-    with pytest.raises(ckpt.CheckpointError, match='expected a dictionary'):
+    with pytest.raises(CheckpointError, match='expected a dictionary'):
         ckpt.load_checkpoint(tensor)
 
 
 def test_unknown_model_and_wrong_weights(tmp_path):
     unknown = {**SPEC.to_dict(), 'model': 'no_such_model'}
     path = ckpt.save_checkpoint(tmp_path / 'u.pt', {'spec': unknown, 'model_state': {}})
-    with pytest.raises(ckpt.CheckpointError, match='no_such_model'):
+    with pytest.raises(CheckpointError, match='no_such_model'):
         ckpt.load_model_from_checkpoint(path)
     wrong = {**SPEC.to_dict(), 'num_classes': 5, 'labels': ['a', 'b', 'c', 'd', 'e']}
     path = ckpt.save_checkpoint(tmp_path / 'w.pt',
                                 {'spec': wrong, 'model_state': _model().state_dict()})
-    with pytest.raises(ckpt.CheckpointError, match='do not fit'):
+    with pytest.raises(CheckpointError, match='do not fit'):
         ckpt.load_model_from_checkpoint(path)
     bad_spec = {**SPEC.to_dict(), 'num_frames': 0}
     path = ckpt.save_checkpoint(tmp_path / 's.pt', {'spec': bad_spec, 'model_state': {}})
-    with pytest.raises(ckpt.CheckpointError, match='invalid model spec'):
+    with pytest.raises(CheckpointError, match='invalid model spec'):
         ckpt.load_model_from_checkpoint(path)
 
 
@@ -185,7 +187,7 @@ def test_plain_data_converts_numpy_and_refuses_objects(tmp_path):
 
     model = _model()
     state_dict = model.state_dict()
-    converted = ckpt.plain_data({'model_state': state_dict, 'top1': np.float64(50.0),
+    converted = plain_data({'model_state': state_dict, 'top1': np.float64(50.0),
                                  'counts': np.arange(3), 'pair': (np.int64(1), 'a')})
     assert converted['model_state'] is state_dict  # unchanged: keeps its _metadata
     assert converted['top1'] == 50.0 and type(converted['top1']) is float
@@ -196,7 +198,7 @@ def test_plain_data_converts_numpy_and_refuses_objects(tmp_path):
         pass
 
     with pytest.raises(ValueError, match=r"checkpoint\['metrics'\]\['note'\].*plain data"):
-        ckpt.plain_data({'metrics': {'note': Custom()}})
+        plain_data({'metrics': {'note': Custom()}})
     with pytest.raises(ValueError, match='plain data'):
         ckpt.save_checkpoint(tmp_path / 'x.pt', {'spec': SPEC.to_dict(), 'model_state': {},
                                                  'extra': Custom()})

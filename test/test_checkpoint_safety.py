@@ -24,11 +24,15 @@ from action_recognition import cli
 from action_recognition.io import checkpoint as ckpt
 from action_recognition.io.model_files import default_model_path
 from action_recognition.models import create_model
-from action_recognition.node import ERROR
-from action_recognition.node import parse_parameters
 from action_recognition.node.core import NodeCore
+from action_recognition.node.diagnostics import ERROR
+from action_recognition.node.parameters import parse_parameters
 from action_recognition.runtime import backends
-from action_recognition.runtime.backends import ModelLoadError
+from action_recognition.runtime.protocol import ModelLoadError
+from action_recognition.runtime.torch_backend import load_checkpoint_model
+from action_recognition.serialization import CheckpointError
+from action_recognition.serialization import safe_load
+from action_recognition.serialization import UnsafeCheckpointError
 from action_recognition.spec import ModelSpec
 from action_recognition.training import train as training
 
@@ -97,16 +101,16 @@ def _assert_clear(message, evil):
 
 
 def test_loaders_refuse_pickled_objects(evil):
-    for load in (ckpt.load_checkpoint, ckpt.load_model_from_checkpoint, ckpt.safe_load):
-        with pytest.raises(ckpt.UnsafeCheckpointError) as caught:
+    for load in (ckpt.load_checkpoint, ckpt.load_model_from_checkpoint, safe_load):
+        with pytest.raises(UnsafeCheckpointError) as caught:
             load(evil.path)
         _assert_clear(str(caught.value), evil)
         evil.assert_not_run()
-    with pytest.raises(ckpt.UnsafeCheckpointError):
+    with pytest.raises(UnsafeCheckpointError):
         ckpt.write_model_file(evil.path, evil.path.parent / 'model.pt')
     assert not (evil.path.parent / 'model.pt').exists()
     with pytest.raises(ModelLoadError) as caught:
-        backends.load_checkpoint(evil.path)
+        load_checkpoint_model(evil.path)
     _assert_clear(str(caught.value), evil)
     for streaming in (False, True):
         with pytest.raises(ModelLoadError) as caught:
@@ -120,14 +124,14 @@ def test_refusal_is_not_mistaken_for_corruption(tmp_path):
     # The default pickle protocol: refused by opcode before any GLOBAL is read.
     with open(path, 'wb') as stream:
         pickle.dump(RunsCode(marker), stream)
-    with pytest.raises(ckpt.UnsafeCheckpointError, match=REFUSED):
+    with pytest.raises(UnsafeCheckpointError, match=REFUSED):
         ckpt.load_checkpoint(path)
     assert not marker.exists()
     corrupt = tmp_path / 'corrupt.pt'
     corrupt.write_bytes(b'\x00garbage' * 100)
-    with pytest.raises(ckpt.CheckpointError, match='corrupt') as caught:
+    with pytest.raises(CheckpointError, match='corrupt') as caught:
         ckpt.load_checkpoint(corrupt)
-    assert not isinstance(caught.value, ckpt.UnsafeCheckpointError)
+    assert not isinstance(caught.value, UnsafeCheckpointError)
 
 
 # -- the commands ---------------------------------------------------------------------------------
@@ -209,14 +213,14 @@ def test_train_pretrained_refuses_a_malicious_file(evil, capsys):
     from action_recognition.models.resnet import load_resnet_imagenet
 
     inception = create_model('eco_lite_add', num_classes=3, num_frames=4)
-    with pytest.raises(ckpt.UnsafeCheckpointError) as caught:
+    with pytest.raises(UnsafeCheckpointError) as caught:
         load_inception_v3_imagenet(inception, evil.path)
     _assert_clear(str(caught.value), evil)
     resnet = create_model('tsn_r50', num_classes=3, num_frames=4)
-    with pytest.raises(ckpt.UnsafeCheckpointError) as caught:
+    with pytest.raises(UnsafeCheckpointError) as caught:
         load_resnet_imagenet(resnet, evil.path)
     _assert_clear(str(caught.value), evil)
-    with pytest.raises(ckpt.UnsafeCheckpointError) as caught:
+    with pytest.raises(UnsafeCheckpointError) as caught:
         training.load_pretrained(resnet, evil.path)
     _assert_clear(str(caught.value), evil)
 
@@ -236,7 +240,7 @@ def test_node_refuses_a_malicious_model_at_start_up_and_at_reload(evil, tmp_path
     assert ok and 'reload' in reason
     core.step()  # the worker reloads: refused, the running model stays
     evil.assert_not_run()
-    assert core.model.path == good
+    assert core.slot.model.path == good
     report = core.diagnostics()
     assert report.level == ERROR and 'model reload failed' in report.message
     _assert_clear(report.message, evil)

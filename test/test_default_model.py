@@ -12,10 +12,13 @@ import pytest
 
 from action_recognition import cli
 from action_recognition.data import synth
-from action_recognition.data.preprocess import frames_to_tensor
-from action_recognition.deploy.export import synthetic_clips
+from action_recognition.data.clips import synthetic_clips
+from action_recognition.data.normalize import frames_to_tensor
 from action_recognition.io.model_files import default_model_path
 from action_recognition.io.onnx_check import check_onnx_4d_only
+from action_recognition.io.onnx_check import rank_proof
+from action_recognition.io.specs import metadata_proof
+from action_recognition.io.specs import read_onnx_metadata
 from action_recognition.models import model_info
 from action_recognition.runtime.backends import load_backend
 
@@ -42,8 +45,12 @@ def test_shipped_model_is_4d_only_and_carries_its_spec(onnx_backend):
     assert spec.labels == synth.CLASSES
     assert spec.num_frames == 16 and spec.sampling == 'dense' and spec.frame_stride == 1
     assert model_info(spec.model).four_d_only
-    proto = onnx.load(str(ROOT / 'models' / 'action_recognition_default.onnx'))
+    path = ROOT / 'models' / 'action_recognition_default.onnx'
+    proto = onnx.load(str(path))
     assert check_onnx_4d_only(proto) == []
+    # It carries the exporter's proof of this very graph: the node checks it without onnx.
+    proof = metadata_proof(*read_onnx_metadata(path.read_bytes()))
+    assert proof is not None and proof.four_d_only and proof == rank_proof(proto)
     assert (ROOT / 'models' / 'action_recognition_default.pt').stat().st_size < 30e6
 
 

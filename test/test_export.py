@@ -2,6 +2,8 @@
 
 import json
 from pathlib import Path
+import subprocess
+import sys
 
 import numpy as np
 import onnx
@@ -19,10 +21,15 @@ from action_recognition.data.synth import CLASSES
 from action_recognition.data.video import write_video
 from action_recognition.deploy.calibration import calibration_clips
 from action_recognition.deploy.export import export_onnx
-from action_recognition.deploy.export import ExportError
-from action_recognition.io.model_files import onnx_spec
+from action_recognition.deploy.onnx_export import ExportError
 from action_recognition.io.onnx_check import check_onnx_4d_only
-from action_recognition.runtime.backends import load_checkpoint
+from action_recognition.io.specs import metadata_proof
+from action_recognition.io.specs import metadata_spec
+from action_recognition.io.specs import PROOF_METADATA_KEY
+from action_recognition.io.specs import read_onnx_metadata
+from action_recognition.runtime.backends import load_backend
+from action_recognition.runtime.protocol import ModelLoadError
+from action_recognition.runtime.torch_backend import load_checkpoint_model
 from action_recognition.spec import ModelSpec
 from action_recognition.spec import SPEC_METADATA_KEY
 
@@ -139,7 +146,8 @@ def test_cli_builder_options_go_into_the_model_and_its_spec(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert code == 0, printed
     proto = onnx.load(out)
-    assert onnx_spec(proto, out).options == {'fused_stem': True, 'crop_size': 64}
+    metadata = {p.key: p.value for p in proto.metadata_props}
+    assert metadata_spec(metadata, out).options == {'fused_stem': True, 'crop_size': 64}
     stem = [n.op_type for n in proto.graph.node if n.name.startswith('/model/blocks.0/')]
     assert stem.count('Conv') == 1 and 'Transpose' not in stem  # the fused stem
     code = main(['export', '--model', 'x3d_xs', '--checkpoint', str(out), '--option',
@@ -235,7 +243,7 @@ def test_modules_with_extra_state_export_at_the_asked_opset(tmp_path):
 def test_int8_keeps_the_preprocessing_before_the_first_convolution_in_float(tmp_path):
     # The default model standardises each frame (means, variance, Pow) before its first
     # convolution: on uint8 steps that lost 4 of 110 synthetic clips; kept in float, none.
-    model, spec = load_checkpoint(DEFAULT_MODEL)
+    model, spec = load_checkpoint_model(DEFAULT_MODEL)
     path = tmp_path / 'default8.onnx'
     report = export_onnx(model, spec, path, int8=True, calibration_clips=8, eval_clips=22)
     proto = onnx.load(path)
@@ -246,3 +254,67 @@ def test_int8_keeps_the_preprocessing_before_the_first_convolution_in_float(tmp_
         assert producers[node.input[0]].op_type != 'DequantizeLinear', node.name
     assert any(node.op_type == 'QuantizeLinear' for node in proto.graph.node)
     assert report.top1_agreement >= 0.95
+
+
+# -- the 4D-only proof recorded in the file, checked at load without onnx -------------------------
+
+def _metadata(path):
+    return {p.key: p.value for p in onnx.load(path).metadata_props}
+
+
+def test_export_records_the_proof_of_its_graph_and_load_trusts_only_that_graph(tmp_path, caplog):
+    path = tmp_path / 'tiny.onnx'
+    export_onnx(_tiny(), _spec(), path, eval_clips=0)
+    metadata, digest = read_onnx_metadata(path.read_bytes())
+    proof = metadata_proof(metadata, digest)
+    assert proof is not None and proof.four_d_only and proof.max_rank == 4
+    assert metadata == _metadata(path)  # read without onnx, as onnx reads it
+    with caplog.at_level('INFO'):
+        load_backend(path, threads=1).close()
+    assert 'carries no 4D-only proof' not in caplog.text
+    # A 5D graph given the 4D graph's proof: the proof is of another graph, so the load checks
+    # the file itself and refuses it.
+    forged = tmp_path / 'forged.onnx'
+    export_onnx(_tiny(Tiny5d), _spec(), forged, eval_clips=0, allow_5d=True)
+    proto = onnx.load(forged)
+    for entry in proto.metadata_props:
+        if entry.key == PROOF_METADATA_KEY:
+            entry.value = metadata[PROOF_METADATA_KEY]
+    forged.write_bytes(proto.SerializeToString())
+    with pytest.raises(ModelLoadError, match='rank 5'), caplog.at_level('INFO'):
+        load_backend(forged)
+    assert 'forged.onnx carries no 4D-only proof of its graph: checking it now' in caplog.text
+
+
+LOAD_WITHOUT_ONNX = """
+import sys
+sys.modules['onnx'] = None  # as on a robot without the onnx package
+from action_recognition.runtime.backends import load_backend
+from action_recognition.runtime.protocol import ModelLoadError
+try:
+    load_backend(sys.argv[1], allow_5d=sys.argv[2] == 'allow')
+except ModelLoadError as error:
+    print('refused:', error)
+else:
+    print('loaded')
+"""
+
+
+def test_a_file_without_a_proof_needs_onnx_or_allow_5d(tmp_path):
+    path = tmp_path / 'old.onnx'
+    export_onnx(_tiny(), _spec(), path, eval_clips=0)
+    proto = onnx.load(path)
+    kept = [p for p in proto.metadata_props if p.key != PROOF_METADATA_KEY]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(kept)  # as exported before proofs were recorded
+    path.write_bytes(proto.SerializeToString())
+
+    def load(mode):
+        done = subprocess.run([sys.executable, '-c', LOAD_WITHOUT_ONNX, str(path), mode],
+                              capture_output=True, text=True, timeout=120, check=True)
+        return done.stdout.strip()
+
+    assert load('refuse').startswith(f'refused: {path} carries no 4D-only proof of its graph')
+    assert 're-export it, install onnx, or set allow_5d' in load('refuse')
+    assert load('allow') == 'loaded'
+    load_backend(path, threads=1).close()  # with onnx installed it is checked here

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from action_recognition import cli
-from action_recognition.runtime.messages import action_typestore
+from action_recognition.io.messages import action_typestore
 
 START_NS = 1_700_000_000_000_000_000
 PERIOD_NS = 50_000_000

@@ -41,7 +41,7 @@ from sensor_msgs.msg import Image  # noqa: E402
 from vision_msgs.msg import Classification  # noqa: E402
 from vision_msgs.msg import LabelInfo  # noqa: E402
 
-from action_recognition.ros.messages import build_image  # noqa: E402
+from action_recognition.io.messages import build_image  # noqa: E402
 from action_recognition.ros.messages import ros_message_types  # noqa: E402
 
 LAUNCH_FILE = Path(__file__).resolve().parents[1] / 'launch' / 'action_recognition.launch.py'

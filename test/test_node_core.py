@@ -23,20 +23,23 @@ import torch
 import yaml
 
 from action_recognition.data.images import compressed_msg_to_rgb
-from action_recognition.node import core as node_core
-from action_recognition.node import ERROR
-from action_recognition.node import InferenceWorker
-from action_recognition.node import NodeParameters
-from action_recognition.node import OK
-from action_recognition.node import ParameterError
-from action_recognition.node import PARAMETERS
-from action_recognition.node import parse_parameters
-from action_recognition.node import WARN
+from action_recognition.io.messages import action_typestore
 from action_recognition.node.core import NodeCore
+from action_recognition.node.diagnostics import ERROR
+from action_recognition.node.diagnostics import OK
+from action_recognition.node.diagnostics import WARN
+from action_recognition.node.parameters import default_yaml
+from action_recognition.node.parameters import NodeSettings
+from action_recognition.node.parameters import ParameterError
+from action_recognition.node.parameters import PARAMETERS
+from action_recognition.node.parameters import parse_parameters
+from action_recognition.node.worker import InferenceWorker
+from action_recognition.runtime import frames as frames_module
 from action_recognition.runtime.annotate import annotate
 from action_recognition.runtime.backends import load_backend
-from action_recognition.runtime.backends import ModelLoadError
-from action_recognition.runtime.messages import action_typestore
+from action_recognition.runtime.protocol import ModelLoadError
+from action_recognition.runtime.recognizer import Recognizer
+from action_recognition.runtime.settings import StreamSettings
 
 START_NS = 1_700_000_000_000_000_007
 PERIOD_NS = 50_000_000
@@ -72,18 +75,39 @@ def _core(models, clock=None, **values):
     return NodeCore(params, clock=clock or FakeClock())
 
 
-def _feed(core, typestore, frames, *, start=0, clock=None):
+def _step(core):
+    """The worker's step: the one stream's result, or ``None``."""
+    results = core.step()
+    assert len(results) <= 1
+    return results[0] if results else None
+
+
+def _undecodable(core):
+    return {kind: n for kind, n in core.intake.drops.counts().items() if kind != 'bad frame'}
+
+
+def _frames_in(core):
+    return core.slot.recognizer.counters().frames_in
+
+
+def _direct(path):
+    """The node's recogniser over ``path``, used directly."""
+    return Recognizer(load_backend(path), StreamSettings(hop=1, top_k=5, score_threshold=0.0,
+                                                         smoothing='none'))
+
+
+def _feed(core, typestore, frames, *, start=0, clock=None, debug=False):
     due = []
     for i, frame in enumerate(frames, start):
         if clock is not None:
             clock.now += 0.05
         msg = image_msg(typestore, frame, stamp_ns=START_NS + i * PERIOD_NS, frame_id='cam')
-        due.append(core.on_image_msg(msg))
+        due.append(core.on_image_msg(msg, debug=debug))
     return due
 
 
 def test_parameter_table_matches_dataclass_and_has_descriptions():
-    assert parse_parameters({}) == NodeParameters()
+    assert parse_parameters({}) == NodeSettings()
     for definition in PARAMETERS:
         assert len(definition.description) > 15, definition.name
         if definition.type in (int, float) and definition.name != 'threads':
@@ -103,12 +127,14 @@ def test_parameter_table_matches_dataclass_and_has_descriptions():
      'device openvino:GPU is an OpenVINO device: it needs backend openvino (or auto)'),
     ({'backend': 'openvino', 'device': 'cuda:0'},
      "backend openvino runs on 'cpu' or an 'openvino:' device"),
-    ({'precision': 'fp16'}, "precision must be one of ['fp32', 'bf16', 'int8']"),
+    ({'precision': 'fp8'}, "precision must be one of ['fp32', 'fp16', 'bf16', 'int8']"),
+    ({'precision': 'fp16'}, 'precision=fp16 needs a CUDA device (torch) or backend openvino'),
     ({'precision': 'int8', 'backend': 'onnxruntime'}, 'precision=int8 needs backend openvino'),
     ({'precision': 'bf16', 'backend': 'onnxruntime'}, 'precision=bf16 needs backend torch or '
                                                       'openvino'),
     ({'half': True, 'device': 'cuda', 'precision': 'bf16'}, 'half=true and precision=bf16'),
-    ({'half': True}, 'half=true needs a CUDA device'),
+    ({'half': True}, 'precision=fp16 needs a CUDA device (torch) or backend openvino'),
+    ({'half': 1}, 'half must be a bool'),
     ({'enabled': 'yes'}, 'enabled must be a bool'),
     ({'qos_depth': 0}, 'qos_depth must be >= 1'),
     ({'nonsense': 1}, "unknown parameter 'nonsense'"),
@@ -122,11 +148,13 @@ def test_invalid_parameters_are_refused_with_a_reason(values, reason):
 def test_openvino_parameters_are_accepted():
     params = parse_parameters({'backend': 'openvino', 'device': 'openvino:GPU.1',
                                'precision': 'int8'})
-    assert (params.backend, params.device, params.precision) == ('openvino', 'openvino:GPU.1',
-                                                                 'int8')
+    backend = params.backend
+    assert (backend.backend, backend.device, backend.precision) == ('openvino', 'openvino:GPU.1',
+                                                                    'int8')
     for device in ('cpu', 'openvino:CPU', 'openvino:NPU', 'openvino:GPU'):
-        assert parse_parameters({'device': device}).device == device  # auto picks openvino
-    assert parse_parameters({'backend': 'torch', 'precision': 'bf16'}).precision == 'bf16'
+        assert parse_parameters({'device': device}).backend.device == device  # auto: openvino
+    assert parse_parameters({'backend': 'torch', 'precision': 'bf16'}).backend.precision == \
+        'bf16'
 
 
 def test_startup_fails_fast_on_missing_or_incompatible_model(models, tmp_path):
@@ -152,16 +180,14 @@ def test_frames_in_results_out_with_exact_header(models, typestore):
     frames = moving_frames(6)
     due = _feed(core, typestore, frames[:4])
     assert due == [False, False, False, True]
-    result = core.step()
+    result = _step(core)
     assert result is not None
     assert result.stamp_ns == START_NS + 3 * PERIOD_NS
     assert result.frame_id == 'cam' and result.frame_index == 3
     assert len(result.top) == 3
-    assert core.step() is None  # nothing due
+    assert _step(core) is None  # nothing due
     # The same clip gives the same result as the recogniser used directly.
-    backend = load_backend(models['a'])
-    from action_recognition.runtime.run import build_recognizer
-    direct = build_recognizer(backend, hop=1, top_k=5, threshold=0.0, smoothing='none')
+    direct = _direct(models['a'])
     expected = None
     for i, frame in enumerate(frames[:4]):
         expected = direct.push(frame, START_NS + i * PERIOD_NS, 'cam') or expected
@@ -177,23 +203,27 @@ def test_bad_frames_are_counted_and_dropped(models, typestore, caplog):
     broken = compressed_msg(typestore, good, stamp_ns=START_NS, frame_id='cam')
     broken.data = broken.data[:30]
     assert core.on_compressed_msg(broken) is False
-    assert sum(core.frames_undecodable.values()) == 2
+    assert sum(_undecodable(core).values()) == 2
     assert "unsupported image encoding '32FC1'" in caplog.text
     ok = compressed_msg(typestore, good, stamp_ns=START_NS, frame_id='cam')
     core.on_compressed_msg(ok)
-    assert core.recognizer.frames_in == 1
+    assert _frames_in(core) == 1
     assert core.diagnostics().values['frames_undecodable'] == '2'
 
 
 def test_run_time_changes(models, typestore):
     core = _core(models)
     assert core.set_parameters({'score_threshold': 0.9, 'top_k': 1}) == (True, '')
-    assert core.recognizer.score_threshold == 0.9 and core.recognizer.top_k == 1
-    assert core.set_parameters({'smoothing': 'mean', 'hop': 3}) == (True, '')
-    assert core.recognizer.smoothing == 'mean' and core.recognizer.hop == 3
+    settings = core.slot.recognizer.stream().settings
+    assert settings.score_threshold == 0.9 and settings.top_k == 1
+    assert core.set_parameters({'smoothing': 'mean', 'hop': 3, 'max_gap_s': 0.5}) == (True, '')
+    settings = core.slot.recognizer.stream().settings
+    assert (settings.smoothing, settings.hop, settings.max_gap_s) == ('mean', 3, 0.5)
+    assert core.slot.recognizer.stream().buffer.max_gap_s == 0.5  # no reload for it
+    assert core.slot.reloads == 0
     ok, reason = core.set_parameters({'top_k': -1})
     assert not ok and 'top_k must be >= 1' in reason
-    assert core.recognizer.top_k == 1  # unchanged
+    assert core.slot.recognizer.stream().settings.top_k == 1  # unchanged
     ok, reason = core.set_parameters({'image_transport': 'compressed'})
     assert not ok and 'only be set at start-up' in reason
     ok, reason = core.set_parameters({'model_path': '/nonexistent/model.onnx'})
@@ -201,32 +231,32 @@ def test_run_time_changes(models, typestore):
     # enabled=false: frames are not buffered.
     assert core.set_parameters({'enabled': False}) == (True, '')
     _feed(core, typestore, moving_frames(5))
-    assert core.recognizer.frames_in == 0 and core.frames_disabled == 5
+    assert _frames_in(core) == 0 and core.intake.frames_disabled == 5
     assert core.diagnostics().message.startswith('disabled')
     core.set_parameters({'enabled': True, 'score_threshold': 0.0, 'top_k': 5, 'hop': 1,
                          'smoothing': 'none'})
     _feed(core, typestore, moving_frames(4))
-    assert core.step() is not None
+    assert _step(core) is not None
 
 
 def test_model_reload_on_the_worker_and_failed_reload(models, typestore, tmp_path):
     core = _core(models)
     _feed(core, typestore, moving_frames(4))
-    first = core.step()
+    first = _step(core)
     assert {label for label, _ in first.top} == {'wave', 'walk', 'idle'}
     ok, reason = core.set_parameters({'model_path': str(models['b'])})
     assert ok and 'reload' in reason
     assert core.labels == ('wave', 'walk', 'idle')  # not yet: the worker reloads
-    assert core.step() is None
-    assert core.labels == ('x', 'y') and core.reloads == 1
+    assert _step(core) is None
+    assert core.labels == ('x', 'y') and core.slot.reloads == 1
     _feed(core, typestore, moving_frames(4), start=4)
-    second = core.step()
+    second = _step(core)
     assert {label for label, _ in second.top} == {'x', 'y'}
     # A file that exists but is not a model: the reload fails, the old model stays.
     corrupt = tmp_path / 'corrupt.pt'
     corrupt.write_bytes(b'not a checkpoint')
     assert core.set_parameters({'model_path': str(corrupt)})[0]
-    core.step()
+    _step(core)
     assert core.labels == ('x', 'y')
     report = core.diagnostics()
     assert report.level == ERROR and 'model reload failed' in report.message
@@ -241,7 +271,7 @@ def test_diagnostics_levels(models, typestore):
     clock.now += 2.0
     assert core.diagnostics().level == WARN
     _feed(core, typestore, moving_frames(4), clock=clock)
-    assert core.step() is not None
+    assert _step(core) is not None
     report = core.diagnostics()
     assert report.level == OK, report.message
     for key in ('input_rate_hz', 'inference_rate_hz', 'latency_p50_ms', 'latency_p99_ms',
@@ -263,8 +293,8 @@ def test_diagnostics_levels(models, typestore):
 def test_inference_error_is_reported_and_the_core_keeps_running(models, typestore):
     calls = {'n': 0}
 
-    def flaky_load(path, **kwargs):
-        backend = load_backend(path, **kwargs)
+    def flaky_load(path, *args, **kwargs):
+        backend = load_backend(path, *args, **kwargs)
         infer = backend.infer
 
         def failing(frames):
@@ -279,12 +309,12 @@ def test_inference_error_is_reported_and_the_core_keeps_running(models, typestor
     params = parse_parameters({'model_path': str(models['a']), 'hop': 1})
     core = NodeCore(params, load=flaky_load, clock=FakeClock())
     _feed(core, typestore, moving_frames(4))
-    assert core.step() is None
+    assert _step(core) is None
     report = core.diagnostics()
     assert report.level == ERROR and 'inference errors' in report.message
     assert report.values['inference_errors'] == '1'
     _feed(core, typestore, moving_frames(1), start=4)
-    assert core.step() is not None
+    assert _step(core) is not None
     assert core.diagnostics().level != ERROR
 
 
@@ -292,12 +322,12 @@ def test_inference_rate_mode(models, typestore):
     clock = FakeClock()
     core = _core(models, clock=clock, inference_rate_hz=2.0)
     _feed(core, typestore, moving_frames(4), clock=clock)
-    assert core.step() is not None
+    assert _step(core) is not None
     _feed(core, typestore, moving_frames(1), start=4, clock=clock)
-    assert core.seconds_until_due() == pytest.approx(0.45)
-    assert core.step() is None  # too early
+    assert core.scheduler.seconds_until_due() == pytest.approx(0.45)
+    assert _step(core) is None  # too early
     clock.now += 0.5
-    assert core.step() is not None
+    assert _step(core) is not None
 
 
 def test_worker_thread_publishes_results(models, typestore):
@@ -310,12 +340,11 @@ def test_worker_thread_publishes_results(models, typestore):
         published.release()
 
     worker = InferenceWorker(core, publish, idle_s=0.01)
-    core.debug_enabled = True
     worker.start()
     try:
-        _feed(core, typestore, moving_frames(4))
+        _feed(core, typestore, moving_frames(4), debug=True)
         assert published.acquire(timeout=10)
-        _feed(core, typestore, moving_frames(2, seed=3), start=4)
+        _feed(core, typestore, moving_frames(2, seed=3), start=4, debug=True)
         assert published.acquire(timeout=10)
     finally:
         worker.stop()
@@ -370,7 +399,7 @@ def test_image_bombs_are_dropped_counted_and_the_stream_goes_on(models, typestor
         start = time.perf_counter()
         assert core.on_image_msg(_raw_step_bomb(typestore, step, stamps[1] + 3)) is False
         assert time.perf_counter() - start < 0.5
-    assert core.frames_undecodable == {'oversized': 6}
+    assert _undecodable(core) == {'oversized': 6}
     values = core.diagnostics().values
     assert values['frames_oversized'] == '6' and values['frames_undecodable'] == '6'
     assert 'dropping image (oversized): the JPEG image (from its header) is 65500x65500' in \
@@ -378,12 +407,10 @@ def test_image_bombs_are_dropped_counted_and_the_stream_goes_on(models, typestor
     # The clip buffer was not disturbed: the next good frames complete the clip, and it is the
     # clip of the four good frames.
     assert [good(2), good(3)] == [False, True]
-    result = core.step()
+    result = _step(core)
     assert result is not None
     assert result.stamp_ns == stamps[3] and result.frame_index == 2 + 6 + 1
-    from action_recognition.runtime.run import build_recognizer
-    direct = build_recognizer(load_backend(models['a']), hop=1, top_k=5, threshold=0.0,
-                              smoothing='none')
+    direct = _direct(models['a'])
     expected = None
     for frame, stamp in zip(frames, stamps):
         msg = compressed_msg(typestore, frame, stamp_ns=stamp, frame_id='cam')
@@ -395,7 +422,7 @@ def test_image_bombs_are_dropped_counted_and_the_stream_goes_on(models, typestor
 def test_unexpected_conversion_errors_are_counted_not_raised(models, typestore, monkeypatch,
                                                              caplog):
     core = _core(models)
-    core._throttle.period_s = 0.0  # log every drop (the same kind is throttled otherwise)
+    core.intake.drops.throttle.period_s = 0.0  # log every drop (else throttled per kind)
     good = moving_frames(1)[0]
 
     def opencv_fails(msg, **kwargs):
@@ -404,13 +431,13 @@ def test_unexpected_conversion_errors_are_counted_not_raised(models, typestore, 
     def out_of_memory(msg, **kwargs):
         raise MemoryError('Unable to allocate 3.64 TiB')
 
-    monkeypatch.setattr(node_core, 'compressed_msg_to_rgb', opencv_fails)
+    monkeypatch.setattr(frames_module, 'compressed_msg_to_rgb', opencv_fails)
     assert core.on_compressed_msg(compressed_msg(typestore, good, stamp_ns=START_NS,
                                                  frame_id='cam')) is False
-    monkeypatch.setattr(node_core, 'image_msg_to_rgb', out_of_memory)
+    monkeypatch.setattr(frames_module, 'image_msg_to_rgb', out_of_memory)
     assert core.on_image_msg(image_msg(typestore, good, stamp_ns=START_NS,
                                        frame_id='cam')) is False
-    assert core.frames_undecodable == {'decoder error': 2}
+    assert _undecodable(core) == {'decoder error': 2}
     assert 'dropping image (decoder error): converting the image raised cv2.error: OpenCV(5.0) ' \
         'error: (-4:Insufficient memory) Failed to allocate' in caplog.text
     assert 'dropping image (decoder error): converting the image raised MemoryError: Unable to ' \
@@ -428,7 +455,7 @@ def test_refusals_are_keyed_by_kind_with_the_whole_reason_logged(models, typesto
     core.on_image_msg(short)
     corrupt = _compressed_bytes(typestore, b'\xff\xd8\xff\xe0\x00\x02\xff\xd9')
     core.on_compressed_msg(corrupt)
-    assert core.frames_undecodable == {'unsupported encoding': 1, 'truncated data': 1,
+    assert _undecodable(core) == {'unsupported encoding': 1, 'truncated data': 1,
                                        'corrupt jpeg': 1}
     assert "dropping image (unsupported encoding): unsupported image encoding 'bayer_rggb8'" \
         in caplog.text
@@ -446,13 +473,13 @@ def test_refusals_are_keyed_by_kind_with_the_whole_reason_logged(models, typesto
 
 
 def test_max_image_pixels_parameter(models, typestore):
-    assert NodeParameters().max_image_pixels == 4096 * 4096
+    assert NodeSettings().input.max_image_pixels == 4096 * 4096
     with pytest.raises(ParameterError, match='max_image_pixels must be >= 1'):
         parse_parameters({'max_image_pixels': 0})
     core = _core(models, max_image_pixels=32 * 24)
     frames = moving_frames(4)
     _feed(core, typestore, frames[:1])
-    assert core.recognizer.frames_in == 1 and not core.frames_undecodable
+    assert _frames_in(core) == 1 and not _undecodable(core)
     # A run-time change applies from the next image, for raw and compressed images and for
     # frames pushed directly.
     assert core.set_parameters({'max_image_pixels': 32 * 24 - 1}) == (True, '')
@@ -460,8 +487,8 @@ def test_max_image_pixels_parameter(models, typestore):
     core.on_compressed_msg(compressed_msg(typestore, frames[2], stamp_ns=START_NS + 2 * PERIOD_NS,
                                           frame_id='cam', fmt='jpeg'))
     assert core.on_frame(frames[3], START_NS + 3 * PERIOD_NS, 'cam') is False
-    assert core.frames_undecodable == {'oversized': 3}
-    assert core.recognizer.frames_in == 1
+    assert _undecodable(core) == {'oversized': 3}
+    assert _frames_in(core) == 1
     assert core.diagnostics().values['frames_oversized'] == '3'
 
 
@@ -471,13 +498,12 @@ def test_debug_image_shows_the_windows_own_last_frame(models, typestore):
     core = _core(models, hop=2)
     frames = moving_frames(9)
     core.on_frame(frames[0], START_NS, 'cam')
-    assert not core._debug_frames  # nothing is kept while nobody subscribes
-    core.debug_enabled = True
+    assert core.intake.debug_frame(0) is None  # nothing is kept while nobody subscribes
     results = []
     for i, frame in enumerate(frames[1:], 1):
-        core.on_frame(frame, START_NS + i * PERIOD_NS, 'cam')
+        core.on_frame(frame, START_NS + i * PERIOD_NS, 'cam', debug=True)
         if i in (5, 7):  # windows are due at frames 3, 5, 7 (hop 2)
-            results.append(core.step())
+            results.append(_step(core))
     # Frame 8 arrives after the window ending at 7 ran: its pixels must not be drawn for it.
     assert [r.frame_index for r in results] == [5, 7]
     for result in results:
@@ -485,11 +511,11 @@ def test_debug_image_shows_the_windows_own_last_frame(models, typestore):
         np.testing.assert_array_equal(core.debug_image(result), expected)
         assert result.stamp_ns == START_NS + result.frame_index * PERIOD_NS
     # A frame the recogniser refuses is not kept; nothing is kept while disabled.
-    core.on_frame(np.zeros((1, 1, 3), np.uint8), START_NS + 9 * PERIOD_NS, 'cam')
-    assert core._debug_frames[-1][0] == 8
+    core.on_frame(np.zeros((1, 1, 3), np.uint8), START_NS + 9 * PERIOD_NS, 'cam', debug=True)
+    assert core.intake.debug_frame(9) is None and core.intake.debug_frame(8) is not None
     assert core.set_parameters({'enabled': False}) == (True, '')
-    core.on_frame(frames[0], START_NS + 10 * PERIOD_NS, 'cam')
-    assert not core._debug_frames and core.debug_image(results[-1]) is None
+    core.on_frame(frames[0], START_NS + 10 * PERIOD_NS, 'cam', debug=True)
+    assert core.intake.debug_frame(8) is None and core.debug_image(results[-1]) is None
 
 
 def test_rates_are_exact_at_any_rate(models):
@@ -502,7 +528,7 @@ def test_rates_are_exact_at_any_rate(models):
     for i in range(1500):  # 1500 frames in 5 s: 300 Hz
         clock.now += 5.0 / 1500
         core.on_frame(frames[i % 2], START_NS + i * 3_333_333, 'cam')
-        core.step()
+        _step(core)
     values = core.diagnostics().values
     assert float(values['input_rate_hz']) == pytest.approx(300.0, rel=1e-6)
     assert float(values['inference_rate_hz']) == pytest.approx(1497 / 5.0, rel=1e-6)
@@ -532,7 +558,7 @@ def test_images_lost_in_transport_are_reported(models, typestore):
         clock.now += 0.01
         core.on_image_msg(image_msg(typestore, frames[i % 2], stamp_ns=start + i * 33_333_333,
                                     frame_id='cam'))
-        core.step()
+        _step(core)
     report = core.diagnostics()
     assert report.level == OK, report.message
     assert int(report.values['frames_missing']) == 2 * (len(stamps) - 20) - 1
@@ -574,10 +600,29 @@ def test_config_files_set_every_parameter_with_its_type(name):
         assert type(values[definition.name]) is definition.type, definition.name
     params = parse_parameters(values)
     if 'gpu' in name:
-        assert params.device == 'cuda' and params.backend == 'onnxruntime'
-        assert params.clip_length > 0 and params.input_size > 0
+        assert params.backend.device == 'cuda' and params.backend.backend == 'onnxruntime'
+        assert params.model.clip_length > 0 and params.model.input_size > 0
     else:
-        assert params.device == 'cpu' and params.model_path == ''
+        assert params.backend.device == 'cpu' and params.model.model_path == ''
+
+
+def test_the_shipped_config_is_written_from_the_declarations():
+    # `python -m action_recognition.node.parameters > config/action_recognition.yaml` after a
+    # parameter changes; the file must not drift from the declarations.
+    assert (REPO / 'config' / 'action_recognition.yaml').read_text() == default_yaml()
+    values = yaml.safe_load(default_yaml())['/**']['ros__parameters']
+    assert parse_parameters(values) == NodeSettings()
+
+
+def test_half_is_a_deprecated_alias_of_precision_fp16(caplog):
+    settings = parse_parameters({'half': True, 'device': 'cuda'})
+    assert settings.backend.precision == 'fp16'
+    assert 'the half parameter is deprecated: use precision fp16' in caplog.text
+    assert parse_parameters({'half': False, 'precision': 'bf16'}).backend.precision == 'bf16'
+    assert parse_parameters({'half': True, 'precision': 'fp16', 'device': 'cuda'}) == settings
+    with pytest.raises(ParameterError, match='half=true and precision=int8: choose one'):
+        parse_parameters({'half': True, 'precision': 'int8', 'backend': 'openvino'})
+    assert 'half' not in {info.name for info in PARAMETERS}  # not a setting of its own
 
 
 def test_launch_file_arguments_are_described():

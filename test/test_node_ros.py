@@ -53,8 +53,8 @@ from action_recognition.data.images import rgb_to_raw  # noqa: E402
 from action_recognition.data.synth import CLASSES  # noqa: E402
 from action_recognition.data.synth import clip_rng  # noqa: E402
 from action_recognition.data.synth import generate_clip  # noqa: E402
+from action_recognition.io.messages import action_typestore  # noqa: E402
 from action_recognition.runtime.annotate import annotate  # noqa: E402
-from action_recognition.runtime.messages import action_typestore  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -295,6 +295,21 @@ def test_parameters_through_the_real_services(ros, raw_node):
     assert _set(probe, top_k=len(CLASSES)).results[0].successful
 
 
+def test_half_is_read_into_precision_and_the_parameters_say_what_runs(ros, raw_node):
+    _, probe = ros
+    assert _get(probe, 'half', 'precision') == [False, 'fp32']
+    refused = _set(probe, half=True).results[0]  # fp16 on the CPU's ONNX Runtime: no
+    assert not refused.successful and 'precision=fp16 needs backend torch or openvino' in \
+        refused.reason
+    # On OpenVINO it reloads in fp16, and the parameters are set to what runs: precision
+    # fp16, half back to false.
+    assert _set(probe, backend='openvino', half=True).results[0].successful
+    assert probe.wait(lambda: _get(probe, 'precision', 'half') == ['fp16', False], 30), \
+        _get(probe, 'precision', 'half')
+    assert 'the half parameter is deprecated' in raw_node.output
+    assert _set(probe, backend='auto', precision='fp32').results[0].successful
+
+
 def _latest_status(statuses):
     return statuses[-1].status[0] if statuses else None
 
@@ -493,7 +508,8 @@ def test_start_up_failures_exit_1_with_one_fatal_line(ros, tmp_path):
                                "clip_length 8 != the model's 4"),
         'clip_length': (['-p', 'clip_length:=8'], "clip_length 8 != the model's 16"),
         'choice': (['-p', 'smoothing:=bogus'], 'smoothing must be one of'),
-        'half on cpu': (['-p', 'half:=true'], 'half=true needs a CUDA device'),
+        'half on cpu': (['-p', 'half:=true'],
+                        'precision=fp16 needs a CUDA device (torch) or backend openvino'),
         'device': (['-p', 'device:=gpu'], "device must be 'cpu', 'cuda' or 'cuda:N'"),
         'type': (['-p', 'score_threshold:=1'], "'score_threshold' to '1' of type 'INTEGER'"),
         'range': (['-p', 'top_k:=0'], 'Parameter top_k out of range'),

@@ -32,7 +32,7 @@ from torch import Tensor
 import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from action_recognition.data.preprocess import Normalize
+from action_recognition.data.normalize import Normalize
 from action_recognition.deploy.onnx_export import export_graph
 from action_recognition.io.checkpoint import load_model_from_checkpoint
 from action_recognition.io.onnx_check import check_onnx_4d_only

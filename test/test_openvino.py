@@ -11,18 +11,18 @@ from torch import nn
 
 from action_recognition.data.clips import synthetic_clips
 from action_recognition.deploy.export import export_onnx
-from action_recognition.io.model_files import ir_spec
-from action_recognition.io.model_files import set_ir_spec
 from action_recognition.io.openvino_graph import import_openvino
+from action_recognition.io.specs import ir_spec
+from action_recognition.io.specs import set_ir_spec
 from action_recognition.models import create_model
 from action_recognition.node.core import NodeCore
 from action_recognition.node.parameters import parse_parameters
 from action_recognition.runtime.backends import load_backend
-from action_recognition.runtime.backends import load_checkpoint
-from action_recognition.runtime.backends import ModelLoadError
-from action_recognition.runtime.backends import OnnxRuntimeBackend
-from action_recognition.runtime.backends import OpenVinoBackend
 from action_recognition.runtime.openvino_backend import openvino_device
+from action_recognition.runtime.openvino_backend import OpenVinoBackend
+from action_recognition.runtime.ort_backend import OnnxRuntimeBackend
+from action_recognition.runtime.protocol import ModelLoadError
+from action_recognition.runtime.torch_backend import load_checkpoint_model
 from action_recognition.spec import ModelSpec
 
 openvino = import_openvino()  # without its import telemetry
@@ -217,7 +217,8 @@ def test_load_errors_name_the_file_and_the_reason(tmp_path):
     openvino.save_model(openvino.Model([pooled], [frames], 'bare'), bare)
     with pytest.raises(ModelLoadError, match=r"bare\.xml has no 'action_recognition.spec'"):
         load_backend(bare)
-    with pytest.raises(ModelLoadError, match="runs on 'cpu' or 'openvino:DEVICE'"):
+    with pytest.raises(ModelLoadError,
+                       match="backend openvino runs on 'cpu' or an 'openvino:' device"):
         load_backend(DEFAULT_ONNX, backend='openvino', device='cuda')
     with pytest.raises(ModelLoadError, match='precision must be one of'):
         OpenVinoBackend(DEFAULT_ONNX, precision='fp8')
@@ -258,7 +259,7 @@ def test_5d_models_are_refused_unless_allowed(tmp_path, caplog):
 
 @pytest.fixture(scope='module')
 def tiny_onnx(tiny_model, tmp_path_factory):
-    model, spec = load_checkpoint(tiny_model)
+    model, spec = load_checkpoint_model(tiny_model)
     path = tmp_path_factory.mktemp('tiny_onnx') / 'tiny.onnx'
     export_onnx(model.eval(), spec, path, eval_clips=0)
     return path
@@ -271,7 +272,7 @@ def _run_core(path, frames, **values):
     results = []
     for index, frame in enumerate(frames):
         if core.on_frame(frame, 1_700_000_000_000_000_000 + index * 50_000_000, 'cam'):
-            results.append(core.step())
+            results += core.step()
     return core, results
 
 
@@ -292,8 +293,8 @@ def test_node_core_runs_clips_with_backend_openvino(tiny_onnx):
     # precision is a reload parameter: int8 quantises on the worker.
     assert core.set_parameters({'precision': 'int8'}) == (True, 'model reload scheduled')
     core.step()
-    assert core.reload_error is None and core.reloads == 1
+    assert core.reload_error is None and core.slot.reloads == 1
     assert core.diagnostics().values['backend'] == 'openvino-cpu-int8'
     # An OpenVINO device picks the openvino backend under auto.
     core, results = _run_core(tiny_onnx, frames[:4], device='openvino:CPU')
-    assert core.model.backend.name == 'openvino-cpu' and len(results) == 1
+    assert core.slot.model.backend.name == 'openvino-cpu' and len(results) == 1

@@ -13,11 +13,11 @@ from rosbags.highlevel import AnyReader
 import torch
 
 from action_recognition import cli
-from action_recognition.node import parse_parameters
+from action_recognition.io.messages import action_typestore
+from action_recognition.io.messages import ACTIONS_TOPIC
+from action_recognition.io.messages import parse_classification
 from action_recognition.node.core import NodeCore
-from action_recognition.runtime.messages import action_typestore
-from action_recognition.runtime.messages import ACTIONS_TOPIC
-from action_recognition.runtime.messages import parse_classification
+from action_recognition.node.parameters import parse_parameters
 
 TOPIC = '/camera/image_raw'
 SETTINGS = {'hop': 3, 'top_k': 2, 'threshold': 0.1, 'smoothing': 'ema'}
@@ -60,10 +60,8 @@ def _node_core(model, bag):
         connections = [c for c in reader.connections if c.topic == TOPIC]
         for connection, _, raw in reader.messages(connections=connections):
             core.on_image_msg(reader.deserialize(raw, connection.msgtype))
-            result = core.step()  # the worker, run synchronously
-            if result is not None:
-                results.append(result)
-    assert sum(core.frames_undecodable.values()) == 1
+            results += core.step()  # the worker, run synchronously
+    assert core.intake.drops.total == 1
     return results
 
 

@@ -7,16 +7,16 @@ import numpy as np
 import pytest
 
 from action_recognition.data.images import image_msg_to_rgb
+from action_recognition.io.messages import action_typestore
+from action_recognition.io.messages import build_classification
+from action_recognition.io.messages import build_diagnostic_array
+from action_recognition.io.messages import build_image
+from action_recognition.io.messages import build_label_info
+from action_recognition.io.messages import parse_classification
+from action_recognition.io.messages import parse_label_info
+from action_recognition.io.messages import rosbags_message_types
+from action_recognition.io.messages import stamp_to_parts
 from action_recognition.ros import messages
-from action_recognition.runtime.messages import action_typestore
-from action_recognition.runtime.messages import build_classification
-from action_recognition.runtime.messages import build_diagnostic_array
-from action_recognition.runtime.messages import build_image
-from action_recognition.runtime.messages import build_label_info
-from action_recognition.runtime.messages import parse_classification
-from action_recognition.runtime.messages import parse_label_info
-from action_recognition.runtime.messages import rosbags_message_types
-from action_recognition.runtime.messages import stamp_to_parts
 
 
 @pytest.fixture(scope='module')

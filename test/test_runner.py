@@ -11,9 +11,9 @@ from rosbags.highlevel import AnyReader
 
 from action_recognition import cli
 from action_recognition.io import model_files
-from action_recognition.runtime.messages import action_typestore
-from action_recognition.runtime.messages import ACTIONS_TOPIC
-from action_recognition.runtime.messages import parse_classification
+from action_recognition.io.messages import action_typestore
+from action_recognition.io.messages import ACTIONS_TOPIC
+from action_recognition.io.messages import parse_classification
 
 
 @pytest.fixture(scope='module')

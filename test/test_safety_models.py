@@ -20,14 +20,14 @@ import torch
 from action_recognition import cli
 from action_recognition.deploy.export import export_onnx
 from action_recognition.io.checkpoint import save_checkpoint
+from action_recognition.io.messages import action_typestore
 from action_recognition.models import create_model
-from action_recognition.node import ERROR
-from action_recognition.node import parse_parameters
 from action_recognition.node.core import NodeCore
+from action_recognition.node.diagnostics import ERROR
+from action_recognition.node.parameters import parse_parameters
 from action_recognition.runtime.backends import load_backend
-from action_recognition.runtime.backends import ModelLoadError
 from action_recognition.runtime.backends import verify_backend
-from action_recognition.runtime.messages import action_typestore
+from action_recognition.runtime.protocol import ModelLoadError
 from action_recognition.spec import MAX_CLIP_PIXELS
 from action_recognition.spec import ModelSpec
 from action_recognition.spec import SPEC_METADATA_KEY
@@ -89,7 +89,8 @@ def test_oversized_onnx_spec_is_a_load_error_without_allocating(tmp_path):
                       resize_short=20000)
     code = textwrap.dedent(f"""
         import resource, sys
-        from action_recognition.runtime.backends import load_backend, ModelLoadError
+        from action_recognition.runtime.backends import load_backend
+        from action_recognition.runtime.protocol import ModelLoadError
         try:
             load_backend({str(bomb)!r})
         except ModelLoadError as error:
@@ -134,6 +135,7 @@ class _OomBackend:
                      input_size=(32, 32), resize_short=32)
     device = 'cpu'
     streaming = False
+    max_batch = None
     name = 'oom'
 
     def infer(self, frames):
@@ -149,26 +151,25 @@ def test_any_failure_of_the_load_time_check_is_a_load_error():
 
 
 def test_node_start_up_and_reload_turn_memory_errors_into_load_errors(models):
-    def oom_load(path, **kwargs):
+    def oom_load(path, *args, **kwargs):
         raise MemoryError('Unable to allocate 17.9 GiB')
 
     params = parse_parameters({'model_path': str(models['good'])})
     with pytest.raises(ModelLoadError, match='MemoryError'):
         NodeCore(params, load=oom_load)
-    core = NodeCore(params)
     real_load = load_backend
 
-    def flaky_load(path, **kwargs):
+    def flaky_load(path, *args, **kwargs):
         if Path(path) == models['other']:
             raise MemoryError('Unable to allocate 17.9 GiB')
-        return real_load(path, **kwargs)
+        return real_load(path, *args, **kwargs)
 
-    core._load_fn = flaky_load
+    core = NodeCore(params, load=flaky_load)
     assert core.set_parameters({'model_path': str(models['other'])})[0]
     core.step()
     report = core.diagnostics()
     assert report.level == ERROR and 'MemoryError' in report.message
-    assert core.model.path == models['good']
+    assert core.slot.model.path == models['good']
 
 
 # -- item 6: 5D models are refused at load ---------------------------------------------------
@@ -202,7 +203,7 @@ def test_5d_model_in_run_and_node(tmp_path, models):
     with pytest.raises(ModelLoadError, match='not 4D-only'):
         NodeCore(parse_parameters({'model_path': str(models['onnx5'])}))
     core = NodeCore(parse_parameters({'model_path': str(models['onnx5']), 'allow_5d': True}))
-    assert core.model.path == models['onnx5']
+    assert core.slot.model.path == models['onnx5']
 
 
 # -- item 10: a failed reload leaves the parameters describing what runs ---------------------
@@ -217,26 +218,26 @@ def test_failed_reload_reverts_parameters_and_later_changes_apply(tmp_path, mode
     assert core.set_parameters({'model_path': str(corrupt)}) == (True, 'model reload scheduled')
     core.step()
     # The old model keeps running and the parameters say so again.
-    assert core.model.path == models['good']
-    assert core.params.model_path == str(models['good'])
+    assert core.slot.model.path == models['good']
+    assert core.settings.model.model_path == str(models['good'])
     assert reverted == [{'model_path': str(models['good'])}]
     report = core.diagnostics()
     assert report.level == ERROR and 'reverted' in report.message
     # A wrong backend for the file fails too, and is reverted.
     assert core.set_parameters({'backend': 'onnxruntime'})[0]
     core.step()
-    assert core.params.backend == 'auto' and reverted[-1] == {'backend': 'auto'}
+    assert core.settings.backend.backend == 'auto' and reverted[-1] == {'backend': 'auto'}
     # A later reload-type change takes effect (it no longer retries the bad file).
     assert core.set_parameters({'model_path': str(models['other'])})[0]
     core.step()
-    assert core.model.path == models['other'] and core.labels == ('x', 'y')
-    assert core.params.model_path == str(models['other'])
+    assert core.slot.model.path == models['other'] and core.labels == ('x', 'y')
+    assert core.settings.model.model_path == str(models['other'])
     assert core.diagnostics().level != ERROR
     # And frames flow through the new model.
     typestore = action_typestore()
     for i, frame in enumerate(moving_frames(6, height=32, width=32)):
         core.on_image_msg(image_msg(typestore, frame, stamp_ns=10**18 + i * 10**8,
                                     frame_id='cam'))
-    result = core.step()
-    assert result is not None and {label for label, _ in result.top} <= {'x', 'y'}
+    results = core.step()
+    assert results and {label for label, _ in results[0].top} <= {'x', 'y'}
 

@@ -13,8 +13,8 @@ import pytest
 from rosbags.highlevel import AnyReader
 
 from action_recognition import cli
-from action_recognition.runtime.messages import action_typestore
-from action_recognition.runtime.messages import ACTIONS_TOPIC
+from action_recognition.io.messages import action_typestore
+from action_recognition.io.messages import ACTIONS_TOPIC
 from action_recognition.runtime.sources import BagSource
 from action_recognition.runtime.sources import SourceError
 

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
+from action_recognition.data.normalize import frames_to_tensor
+from action_recognition.data.normalize import Normalize
 from action_recognition.data.preprocess import center_crop
-from action_recognition.data.preprocess import frames_to_tensor
-from action_recognition.data.preprocess import Normalize
 from action_recognition.data.preprocess import prepare_frame
 from action_recognition.data.preprocess import resize_short_side
 from action_recognition.data.sampling import dense_indices

@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 from rosbags.highlevel import AnyReader
 
+from action_recognition.io.messages import action_typestore
+from action_recognition.io.messages import ACTIONS_TOPIC
+from action_recognition.io.messages import LABEL_INFO_TOPIC
+from action_recognition.io.messages import parse_classification
+from action_recognition.io.messages import parse_label_info
 from action_recognition.runtime.annotate import annotate
-from action_recognition.runtime.messages import action_typestore
-from action_recognition.runtime.messages import ACTIONS_TOPIC
-from action_recognition.runtime.messages import LABEL_INFO_TOPIC
-from action_recognition.runtime.messages import parse_classification
-from action_recognition.runtime.messages import parse_label_info
-from action_recognition.runtime.recognizer import ActionEvent
-from action_recognition.runtime.recognizer import Recognition
+from action_recognition.runtime.results import ActionEvent
+from action_recognition.runtime.results import Recognition
 from action_recognition.runtime.sinks import JsonLinesSink
 from action_recognition.runtime.sinks import McapSink
 from action_recognition.runtime.sinks import open_sink

@@ -13,8 +13,8 @@ from fixtures.ros_data import write_video
 import numpy as np
 import pytest
 
-from action_recognition.runtime import sources
-from action_recognition.runtime.messages import action_typestore
+from action_recognition.io.messages import action_typestore
+from action_recognition.runtime import frames as frames_module
 from action_recognition.runtime.sources import BagSource
 from action_recognition.runtime.sources import open_source
 from action_recognition.runtime.sources import VideoSource
@@ -111,11 +111,11 @@ def test_bag_source_drops_images_above_the_limit_and_goes_on(tmp_path, caplog):
         got = list(source)
     assert [f.index for f in got] == [0, 1, 3, 4]
     assert source.frames_read == 5 and source.drop_reasons == {'oversized': 1}
-    assert 'skipping frame 2: oversized: the JPEG image (from its header) is 65500x65500' in \
-        caplog.text and '(raise --max-image-pixels to accept it)' in caplog.text
+    assert 'message 2: dropping image (oversized): the JPEG image (from its header) is ' \
+        '65500x65500' in caplog.text and '(raise --max-image-pixels to accept it)' in caplog.text
     # The limit comes from open_source: 32x24 frames pass at 768 pixels, not at 767.
     with open_source(str(path), max_image_pixels=32 * 24) as source:
-        assert source.max_image_pixels == 32 * 24
+        assert source.decoder.max_pixels == 32 * 24
         assert len(list(source)) == 4
     with open_source(str(path), max_image_pixels=32 * 24 - 1) as source:
         assert list(source) == []
@@ -135,13 +135,13 @@ def test_bag_source_survives_any_decoding_error(tmp_path, monkeypatch, caplog):
             raise MemoryError('Unable to allocate 16.0 GiB')
         return np.zeros((24, 32, 3), np.uint8)
 
-    monkeypatch.setattr(sources, 'compressed_msg_to_rgb', failing)
+    monkeypatch.setattr(frames_module, 'compressed_msg_to_rgb', failing)
     with open_source(str(path)) as source:
         got = list(source)
     assert [f.index for f in got] == [0, 3, 4]
     assert source.drop_reasons == {'decoder error': 2}
     assert calls[0] == {'max_pixels': 4096 * 4096}
-    assert 'skipping frame 1: decoder error: converting the image raised cv2.error: ' \
+    assert 'message 1: dropping image (decoder error): converting the image raised cv2.error: ' \
         'OpenCV(5.0) error' in caplog.text
 
 

@@ -5,9 +5,10 @@ import pytest
 import torch
 
 from action_recognition.models import create_model
-from action_recognition.runtime.backends import TorchBackend
 from action_recognition.runtime.protocol import StreamingBackend
 from action_recognition.runtime.recognizer import Recognizer
+from action_recognition.runtime.settings import StreamSettings
+from action_recognition.runtime.torch_backend import TorchBackend
 from action_recognition.spec import ModelSpec
 
 
@@ -34,8 +35,9 @@ def test_streaming_equals_full_recomputation(frame_stride, hop):
     model = _model(spec)
     streaming = Counting(model, spec)
     full = TorchBackend(model, spec)
-    stream_rec = Recognizer(streaming, hop=hop, hysteresis=None)
-    full_rec = Recognizer(full, hop=hop, hysteresis=None)
+    settings = StreamSettings(hop=hop, hysteresis=None, smoothing='none', score_threshold=0.0)
+    stream_rec = Recognizer(streaming, settings)
+    full_rec = Recognizer(full, settings)
     assert stream_rec.streaming and not full_rec.streaming
     rng = np.random.default_rng(1)
     num_frames = 12
@@ -49,7 +51,7 @@ def test_streaming_equals_full_recomputation(frame_stride, hop):
             assert a.frame_index == b.frame_index
             np.testing.assert_allclose(a.raw_scores, b.raw_scores, atol=1e-5, rtol=0)
             compared += 1
-    assert compared == stream_rec.clips_run > 1
+    assert compared == stream_rec.counters().clips_run > 1
     # Each frame that is part of a clip ran through the 2D-Net once only.
     sampled = set()
     for end in range(spec.clip_span - 1, num_frames):
@@ -82,7 +84,7 @@ def test_models_without_a_2d_3d_split_are_refused():
 def test_load_backend_streaming_from_a_checkpoint(tmp_path):
     from action_recognition.io.checkpoint import save_checkpoint
     from action_recognition.runtime.backends import load_backend
-    from action_recognition.runtime.backends import ModelLoadError
+    from action_recognition.runtime.protocol import ModelLoadError
 
     spec = ModelSpec(model='eco_lite_add_small', num_classes=3, num_frames=4,
                      input_size=(112, 112), resize_short=112)

@@ -31,7 +31,7 @@ from action_recognition.deploy.targets import rknn_driver
 from action_recognition.deploy.targets.report import parity
 from action_recognition.deploy.targets.rockchip import rknn_python
 from action_recognition.runtime.backends import load_backend
-from action_recognition.runtime.backends import OpenVinoBackend
+from action_recognition.runtime.openvino_backend import OpenVinoBackend
 from action_recognition.spec import ModelSpec
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -28,7 +28,7 @@ import torch.multiprocessing as mp
 
 from action_recognition import cli
 from action_recognition.data import synth
-from action_recognition.data.preprocess import Normalize
+from action_recognition.data.normalize import Normalize
 from action_recognition.io import checkpoint as ckpt
 from action_recognition.training.config import load_config
 from action_recognition.training.config import make_spec

@@ -9,7 +9,8 @@ thread count asked for (default: all cores, then one):
 - frames/s sustained in streaming mode: the recogniser fed a stream with a new window every
   ``--hop`` frames (for ``torch-stream`` the 2D-Net runs once per frame and its features are
   cached; the others recompute every window);
-- peak resident memory of the process while the combination ran;
+- peak resident memory of the process while the combination ran (the table and the chart:
+  :mod:`action_recognition.bench.report`);
 - for reduced precisions (``onnxruntime-int8``, ``onnxruntime-fp16``, ``torch-bf16``,
   ``openvino-bf16``, ``openvino-int8``): max abs logit difference and top-1 agreement with fp32
   on synthetic clips, and the accuracy change when a checkpoint trained on the synthetic
@@ -50,26 +51,25 @@ import numpy as np
 import torch
 from torch import nn
 
+from action_recognition.data.clips import synthetic_clips
 from action_recognition.data.synth import CLASSES
 from action_recognition.deploy.convert import to_4d
 from action_recognition.deploy.export import export_onnx
-from action_recognition.deploy.export import synthetic_clips
 from action_recognition.models import create_model
 from action_recognition.models import model_info
 from action_recognition.models.analysis import count_macs
 from action_recognition.models.registry import parse_builder_options
-from action_recognition.runtime.backends import load_checkpoint
-from action_recognition.runtime.backends import OnnxRuntimeBackend
-from action_recognition.runtime.backends import OpenVinoBackend
-from action_recognition.runtime.backends import TorchBackend
+from action_recognition.runtime.openvino_backend import OpenVinoBackend
 from action_recognition.runtime.openvino_backend import OpenVinoPrecision
+from action_recognition.runtime.ort_backend import OnnxRuntimeBackend
 from action_recognition.runtime.recognizer import Recognizer
+from action_recognition.runtime.settings import StreamSettings
+from action_recognition.runtime.torch_backend import load_checkpoint_model
+from action_recognition.runtime.torch_backend import TorchBackend
 from action_recognition.spec import ModelSpec
 
-__all__ = [
-    'BenchRow', 'BenchResult', 'machine_info', 'measure_peak_gmacs', 'run_bench',
-    'format_table', 'plot', 'BACKENDS',
-]
+__all__ = ['BenchRow', 'BenchResult', 'machine_info', 'measure_peak_gmacs', 'run_bench',
+           'BACKENDS']
 
 LOGGER = logging.getLogger(__name__)
 
@@ -304,7 +304,8 @@ def _make_backend(name: str, model: nn.Module, spec: ModelSpec, threads: int, wo
 def _stream_fps(backend: Any, spec: ModelSpec, hop: int, windows: int) -> float:
     """Frames/s of the recogniser over a stream giving ``windows`` clips every ``hop`` frames."""
 
-    recognizer = Recognizer(backend, hop=hop, hysteresis=None)
+    recognizer = Recognizer(backend, StreamSettings(hop=hop, hysteresis=None, smoothing='none',
+                                                    score_threshold=0.0))
     rng = np.random.default_rng(0)
     height, width = spec.input_size
     pool = rng.integers(0, 256, (8, height, width, 3), dtype=np.uint8)
@@ -315,8 +316,9 @@ def _stream_fps(backend: Any, spec: ModelSpec, hop: int, windows: int) -> float:
     for i in range(spec.clip_span, spec.clip_span + count):
         recognizer.push(pool[i % len(pool)], i * 33_333_333)
     elapsed = time.perf_counter() - start
-    if recognizer.clips_run != windows + 1:
-        raise RuntimeError(f'streaming ran {recognizer.clips_run} clips, expected {windows + 1}')
+    clips_run = recognizer.counters().clips_run
+    if clips_run != windows + 1:
+        raise RuntimeError(f'streaming ran {clips_run} clips, expected {windows + 1}')
     return count / elapsed
 
 
@@ -331,6 +333,26 @@ def _agreement(backend: Any, reference: Any, spec: ModelSpec, clips: np.ndarray,
         row.accuracy = float((got.argmax(1) == labels).mean())
 
 
+def _measure(row: BenchRow, backend: Any, spec: ModelSpec, *, warmup: int, repeats: int,
+             peak: float, stream_windows: int) -> None:
+    """One row's timings: one clip's latency (p50, p90), throughput, the share of the peak,
+    the streaming rate and the peak memory."""
+    _reset_peak_rss()
+    height, width = spec.input_size
+    clip = np.random.default_rng(0).integers(0, 256, (spec.num_frames, 3, height, width),
+                                             dtype=np.uint8)
+    times = _time_runs(lambda: backend.infer(clip), warmup, repeats)
+    p50 = statistics.median(times)
+    row.latency_p50_ms = p50 * 1e3
+    row.latency_p90_ms = float(np.percentile(times, 90)) * 1e3
+    row.clips_per_s = 1.0 / p50
+    row.gmacs_per_s = row.gmac_per_clip / p50
+    row.peak_fraction = row.gmacs_per_s / peak
+    if stream_windows:
+        row.stream_fps = _stream_fps(backend, spec, row.stream_hop, stream_windows)
+    row.peak_rss_mb = _peak_rss_mb()
+
+
 def run_bench(*, models: list[str], backends: list[str], frames: list[int], sizes: list[int],
               threads: list[int], repeats: int = 5, warmup: int = 2, hop: int = 4,
               stream_windows: int = 3, num_classes: int = 11, calibration_clips: int = 8,
@@ -338,7 +360,6 @@ def run_bench(*, models: list[str], backends: list[str], frames: list[int], size
               progress: bool = True) -> BenchResult:
     """Measure every combination; see the module docstring."""
     from tqdm import tqdm  # progress bar, loaded when a benchmark runs
-
 
     start = time.perf_counter()
     checkpoints = checkpoints or {}
@@ -360,7 +381,7 @@ def run_bench(*, models: list[str], backends: list[str], frames: list[int], size
             workdir.mkdir()
             torch.manual_seed(0)
             if model_name in checkpoints:
-                model, spec = load_checkpoint(checkpoints[model_name])
+                model, spec = load_checkpoint_model(checkpoints[model_name])
                 num_frames, size = spec.num_frames, spec.input_size[0]
             else:
                 spec = _spec_for(_base_name(model_name), num_frames, size, num_classes,
@@ -394,20 +415,8 @@ def run_bench(*, models: list[str], backends: list[str], frames: list[int], size
                     try:
                         backend = _make_backend(backend_name, model, spec, thread_count,
                                                 workdir, exports, calibration_clips)
-                        _reset_peak_rss()
-                        clip = np.random.default_rng(0).integers(
-                            0, 256, (num_frames, 3, size, size), dtype=np.uint8)
-                        times = _time_runs(lambda b=backend, c=clip: b.infer(c), warmup,
-                                           repeats)
-                        p50 = statistics.median(times)
-                        row.latency_p50_ms = p50 * 1e3
-                        row.latency_p90_ms = float(np.percentile(times, 90)) * 1e3
-                        row.clips_per_s = 1.0 / p50
-                        row.gmacs_per_s = gmac / p50
-                        row.peak_fraction = row.gmacs_per_s / peak[str(thread_count)]
-                        if stream_windows:
-                            row.stream_fps = _stream_fps(backend, spec, hop, stream_windows)
-                        row.peak_rss_mb = _peak_rss_mb()
+                        _measure(row, backend, spec, warmup=warmup, repeats=repeats,
+                                 peak=peak[str(thread_count)], stream_windows=stream_windows)
                         if backend_name in REDUCED_PRECISION and len(clips):
                             _agreement(backend, reference, spec, clips, labels, row)
                         backend.close()
@@ -420,78 +429,3 @@ def run_bench(*, models: list[str], backends: list[str], frames: list[int], size
     result.load_after = os.getloadavg()
     result.seconds = time.perf_counter() - start
     return result
-
-
-# ---------------------------------------------------------------------------------------------
-# Output
-
-
-def _f(value: float | None, digits: int = 1) -> str:
-    return '-' if value is None else f'{value:.{digits}f}'
-
-
-def format_table(result: BenchResult) -> str:
-    machine = result.machine
-    lines = [
-        f'machine: {machine["cpu"]}, {machine["cores"]} cores, {machine["memory_gb"]} GB, '
-        f'ISA {" ".join(machine["isa"])}; torch {machine["torch"]}, onnxruntime '
-        f'{machine["onnxruntime"]}'
-        + (f', openvino {machine["openvino"]}' if machine.get('openvino') else ''),
-        'load average (1/5/15 min) before: {:.2f} {:.2f} {:.2f}, after: {:.2f} {:.2f} {:.2f}'
-        .format(*result.load_before, *result.load_after),
-        'fp32 peak (2048^3 matmul): ' + ', '.join(
-            f'{t} thread{"s" if t != "1" else ""}: {g:.1f} GMAC/s'
-            for t, g in result.peak_gmacs.items()),
-        '',
-    ]
-    header = ('| model | backend | T x S | thr | GMAC | p50 ms | p90 ms | clips/s | GMAC/s | '
-              '% peak | stream fps (hop) | peak RSS MB | vs fp32: top-1 agree / max diff | '
-              'synthetic acc fp32 -> this |')
-    lines += [header, '|' + '---|' * (header.count('|') - 1)]
-    for r in result.rows:
-        if r.note:
-            lines.append(f'| {r.model} | {r.backend} | {r.frames}x{r.size} | {r.threads} | '
-                         f'{r.gmac_per_clip:.1f} | {r.note} |' + ' |' * 9)
-            continue
-        agree = '-' if r.top1_agreement_vs_fp32 is None else \
-            f'{r.top1_agreement_vs_fp32:.0%} / {r.max_abs_diff_vs_fp32:.3g}'
-        acc = '-' if r.accuracy is None or r.accuracy_fp32 is None else \
-            f'{r.accuracy_fp32:.0%} -> {r.accuracy:.0%}'
-        stream = '-' if r.stream_fps is None else f'{r.stream_fps:.1f} ({r.stream_hop})'
-        lines.append(
-            f'| {r.model} | {r.backend} | {r.frames}x{r.size} | {r.threads} | '
-            f'{r.gmac_per_clip:.1f} | {_f(r.latency_p50_ms)} | {_f(r.latency_p90_ms)} | '
-            f'{_f(r.clips_per_s, 2)} | {_f(r.gmacs_per_s)} | '
-            f'{_f(None if r.peak_fraction is None else r.peak_fraction * 100, 0)} | {stream} | '
-            f'{_f(r.peak_rss_mb, 0)} | {agree} | {acc} |')
-    lines.append(f'\n{len(result.rows)} runs in {result.seconds:.0f} s')
-    return '\n'.join(lines)
-
-
-def plot(result: BenchResult, path: str | os.PathLike[str]) -> None:
-    """A bar chart of clips/s per model and backend (one panel per thread count)."""
-    import matplotlib  # optional heavy dependency: only for the chart
-
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
-    thread_counts = sorted({r.threads for r in result.rows}, reverse=True)
-    most = max((sum(r.threads == t for r in result.rows) for t in thread_counts), default=1)
-    fig, axes = plt.subplots(1, len(thread_counts),
-                             figsize=(7 * len(thread_counts), 1.5 + 0.3 * most), squeeze=False)
-    for ax, threads in zip(axes[0], thread_counts, strict=True):
-        rows = [r for r in result.rows if r.threads == threads and r.clips_per_s]
-        labels = [f'{r.model} / {r.backend} / {r.frames}x{r.size}' for r in rows]
-        ax.barh(range(len(rows)), [r.clips_per_s or 0.0 for r in rows])
-        ax.set_yticks(range(len(rows)), labels, fontsize=7)
-        ax.invert_yaxis()
-        ax.set_xlabel('clips/s (batch 1, higher is better)')
-        ax.set_title(f'{threads} thread{"s" if threads != 1 else ""}')
-    fig.suptitle(f'{result.machine["cpu"]} (load {result.load_before[0]:.1f})', fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-# ---------------------------------------------------------------------------------------------
-# Command line

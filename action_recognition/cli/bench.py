@@ -12,11 +12,11 @@ from pathlib import Path
 from action_recognition.bench.inference import BACKENDS
 from action_recognition.bench.inference import DEFAULT_BACKENDS
 from action_recognition.bench.inference import DEFAULT_MODELS
-from action_recognition.bench.inference import format_table
-from action_recognition.bench.inference import plot
 from action_recognition.bench.inference import run_bench
+from action_recognition.bench.report import format_table
+from action_recognition.bench.report import plot
 from action_recognition.node.bench import measure_node_core
-from action_recognition.runtime.backends import ModelLoadError
+from action_recognition.runtime.protocol import ModelLoadError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

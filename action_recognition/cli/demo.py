@@ -20,11 +20,13 @@ import numpy as np
 from tqdm import tqdm
 
 from action_recognition.data import synth
-from action_recognition.io.model_files import default_model_path
-from action_recognition.runtime.backends import BACKEND_NAMES
-from action_recognition.runtime.backends import load_backend
-from action_recognition.runtime.backends import ModelLoadError
-from action_recognition.runtime.recognizer import Recognizer
+from action_recognition.runtime.pipeline import load_model
+from action_recognition.runtime.pipeline import LoadedModel
+from action_recognition.runtime.protocol import ModelLoadError
+from action_recognition.runtime.settings import BACKEND_NAMES
+from action_recognition.runtime.settings import BackendSettings
+from action_recognition.runtime.settings import ModelSettings
+from action_recognition.runtime.settings import StreamSettings
 from action_recognition.runtime.sinks import annotate
 
 LOGGER = logging.getLogger(__name__)
@@ -67,16 +69,19 @@ def _draw_truth(image: np.ndarray, truth: str, correct: bool) -> np.ndarray:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        model_path = Path(args.model) if args.model else default_model_path()
-    except FileNotFoundError as error:
-        print(f'demo: {error}', file=sys.stderr)
-        return 1
-    try:
-        backend = load_backend(model_path, backend=args.backend)
+        model = load_model(ModelSettings(model_path=args.model or ''),
+                           BackendSettings(backend=args.backend), logger=LOGGER)
     except ModelLoadError as error:
         print(f'demo: cannot load the model: {error}', file=sys.stderr)
         return 1
-    spec = backend.spec
+    try:
+        return _demo(args, model)
+    finally:
+        model.close()
+
+
+def _demo(args: argparse.Namespace, model: LoadedModel) -> int:
+    spec, model_path = model.spec, model.path
     labels = spec.label_names
     if set(labels) != set(synth.CLASSES):
         print(f'demo: {model_path} was not trained on the synthetic benchmark (labels '
@@ -90,12 +95,13 @@ def run(args: argparse.Namespace) -> int:
     size = spec.resize_short
     num_clips = args.per_class * len(synth.CLASSES)
     print(f'model: {model_path.name} ({spec.model}, {spec.num_frames} frames x '
-          f'{spec.input_size[0]}x{spec.input_size[1]}, backend {backend.name})')
+          f'{spec.input_size[0]}x{spec.input_size[1]}, backend {model.backend.name})')
     print(f'generating {num_clips} fresh clips (seed {args.seed}, {frames} frames of '
           f'{size}x{size})')
     clips, targets = synth.generate_clips(num_clips, seed=args.seed, frames=frames, size=size)
     # hop = clip span: each clip (a separate video) gives exactly one recognition.
-    recognizer = Recognizer(backend, hop=spec.clip_span, top_k=3, hysteresis=None)
+    recognizer = model.recognizer(StreamSettings(hop=spec.clip_span, top_k=3, hysteresis=None,
+                                                 smoothing='none', score_threshold=0.0))
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     video_path = output / 'demo_annotated.mp4'
@@ -130,7 +136,6 @@ def run(args: argparse.Namespace) -> int:
                 writer.write(cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
     finally:
         writer.release()
-        backend.close()
     elapsed = time.perf_counter() - started
     accuracy = float(np.mean([r.predicted == r.true_label for r in results]))
     print(f'\naccuracy: {accuracy:.1%} on {len(results)} fresh clips '

@@ -14,7 +14,7 @@ import argparse
 import logging
 import sys
 
-from action_recognition.io import checkpoint as ckpt
+from action_recognition.serialization import CheckpointError
 from action_recognition.training.evaluate import evaluate_checkpoint
 from action_recognition.training.evaluate import format_metrics
 
@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         result = evaluate_checkpoint(
             args.checkpoint, config_path=args.config, overrides=args.overrides,
             output_dir=args.output_dir, batch_size=args.batch_size, device=args.device)
-    except (ValueError, FileNotFoundError, ckpt.CheckpointError) as error:
+    except (ValueError, FileNotFoundError, CheckpointError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
     print(format_metrics(result.metrics, result.spec.label_names))

@@ -18,10 +18,10 @@ import torch
 
 from action_recognition.data.clips import synthetic_clips
 from action_recognition.deploy.calibration import calibration_clips_from
-from action_recognition.deploy.export import DEFAULT_OPSET
 from action_recognition.deploy.export import export_onnx
-from action_recognition.deploy.export import ExportError
 from action_recognition.deploy.export import ExportReport
+from action_recognition.deploy.onnx_export import DEFAULT_OPSET
+from action_recognition.deploy.onnx_export import ExportError
 from action_recognition.deploy.targets import TargetReport
 from action_recognition.deploy.targets import TARGETS
 from action_recognition.deploy.targets.openvino import export_openvino
@@ -37,8 +37,8 @@ from action_recognition.files import check_output
 from action_recognition.models import create_model
 from action_recognition.models import model_info
 from action_recognition.models.registry import parse_builder_options
-from action_recognition.runtime.backends import load_checkpoint
-from action_recognition.runtime.backends import ModelLoadError
+from action_recognition.runtime.protocol import ModelLoadError
+from action_recognition.runtime.torch_backend import load_checkpoint_model
 from action_recognition.spec import ModelSpec
 
 
@@ -156,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
             if args.option:
                 raise ExportError('--option is for random weights; a checkpoint carries its '
                                   "model's options")
-            model, spec = load_checkpoint(args.checkpoint)
+            model, spec = load_checkpoint_model(args.checkpoint)
             _check_consistent(args, spec)
         else:
             spec = build_spec(args)

@@ -14,7 +14,7 @@ import argparse
 import logging
 import sys
 
-from action_recognition.io import checkpoint as ckpt
+from action_recognition.serialization import CheckpointError
 from action_recognition.training.config import load_config
 from action_recognition.training.distributed import env_rank
 from action_recognition.training.distributed import shutdown_distributed
@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         config = load_config(args.config, args.overrides)
         result = train(config, resume=args.resume, force=args.force)
     except (ValueError, FileNotFoundError, FileExistsError, KeyError,
-            ckpt.CheckpointError) as error:
+            CheckpointError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f'error: {message}', file=sys.stderr)
         return 2

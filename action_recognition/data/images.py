@@ -32,11 +32,12 @@ import zlib
 import cv2
 import numpy as np
 
+from action_recognition.logs import one_line
+
 __all__ = [
     'ImageDecodeError', 'DECODE_ERROR_KINDS', 'DEFAULT_MAX_PIXELS', 'RAW_ENCODINGS', 'RawImage',
     'CompressedImageLike', 'raw_to_rgb', 'image_msg_to_rgb', 'compressed_image_size',
     'compressed_to_rgb', 'compressed_msg_to_rgb', 'rgb_to_raw', 'rgb_to_compressed',
-    'describe_error',
 ]
 
 #: The default limit on ``width * height`` of an image (4096 x 4096 pixels).
@@ -203,7 +204,7 @@ def raw_to_rgb(*, height: int, width: int, encoding: str, step: int, data: Any,
         return np.ascontiguousarray(cv2.cvtColor(pixels, code))
     except (cv2.error, MemoryError) as error:
         raise ImageDecodeError(f'converting the {name} image {width}x{height} failed: '
-                               f'{_one_line(error)}') from error
+                               f'{one_line(error)}') from error
 
 
 def image_msg_to_rgb(msg: RawImage, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -211,19 +212,6 @@ def image_msg_to_rgb(msg: RawImage, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> 
     return raw_to_rgb(height=int(msg.height), width=int(msg.width), encoding=str(msg.encoding),
                       step=int(msg.step), data=msg.data, is_bigendian=int(msg.is_bigendian),
                       max_pixels=max_pixels)
-
-
-def _one_line(error: BaseException) -> str:
-    """An exception's message as one short line (OpenCV's messages span several)."""
-    text = ' '.join(str(error).split()) or type(error).__name__
-    return text if len(text) <= 300 else text[:297] + '...'
-
-
-def describe_error(error: BaseException) -> str:
-    """``'<type>: <message on one line>'``, e.g. ``'cv2.error: OpenCV(...) ...'``, for logs."""
-    kind = type(error)
-    name = kind.__name__ if kind.__module__ == 'builtins' else f'{kind.__module__}.{kind.__name__}'
-    return f'{name}: {_one_line(error)}'
 
 
 def _sniff_format(head: bytes) -> str:
@@ -363,7 +351,7 @@ def compressed_to_rgb(*, format: str, data: Any,
         decoded = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
     except (cv2.error, MemoryError) as error:
         raise ImageDecodeError(f'OpenCV failed to decode the {name} data ({buffer.size} '
-                               f'bytes): {_one_line(error)}') from error
+                               f'bytes): {one_line(error)}') from error
     if decoded is None or decoded.size == 0:
         raise ImageDecodeError(f'corrupt {name} data ({buffer.size} bytes)', f'corrupt {sniffed}')
     if decoded.shape[:2] not in ((height, width), (width, height)):
@@ -374,7 +362,7 @@ def compressed_to_rgb(*, format: str, data: Any,
         return _to_rgb(decoded, name, stored_rgb='compressed rgb' in lowered)
     except (cv2.error, MemoryError) as error:
         raise ImageDecodeError(f'converting the decoded {name} image {width}x{height} failed: '
-                               f'{_one_line(error)}') from error
+                               f'{one_line(error)}') from error
 
 
 def _to_rgb(decoded: np.ndarray, name: str, *, stored_rgb: bool) -> np.ndarray:

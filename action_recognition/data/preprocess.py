@@ -1,9 +1,10 @@
-"""Preprocessing, once, for training, export and the runtime.
+"""Preprocessing on the CPU, once, for training, export and the runtime (no torch).
 
 Frames arrive as ``uint8`` RGB ``[H, W, 3]`` numpy arrays. On the CPU they are resized (shorter
 side to ``spec.resize_short``) and centre-cropped to ``spec.input_size`` while still ``uint8``;
-they travel to the device as ``uint8`` ``[N, 3, h, w]`` and :class:`Normalize` turns them into
-the network's float input there: ``(x / 255 - mean) / std``.
+they travel to the device as ``uint8`` ``[N, 3, h, w]`` and
+:class:`~action_recognition.data.normalize.Normalize` turns them into the network's float input
+there, inside the model: ``(x / 255 - mean) / std``.
 """
 
 from __future__ import annotations
@@ -12,16 +13,10 @@ from collections.abc import Sequence
 
 import cv2
 import numpy as np
-import torch
-from torch import nn
-from torch import Tensor
 
 from action_recognition.spec import ModelSpec
 
-__all__ = [
-    'resize_short_side', 'center_crop', 'prepare_frame', 'frames_to_tensor', 'Normalize',
-    'normalize',
-]
+__all__ = ['resize_short_side', 'center_crop', 'prepare_frame']
 
 
 def _check_frame(frame: np.ndarray) -> None:
@@ -38,6 +33,10 @@ def _check_frame(frame: np.ndarray) -> None:
 def resize_short_side(frame: np.ndarray, size: int) -> np.ndarray:
     """Resize ``[H, W, 3]`` so that its shorter side is ``size`` (aspect ratio kept)."""
     _check_frame(frame)
+    return _resize_short_side(frame, size)
+
+
+def _resize_short_side(frame: np.ndarray, size: int) -> np.ndarray:
     height, width = frame.shape[:2]
     scale = size / min(height, width)
     new_h = max(size, round(height * scale))
@@ -61,46 +60,7 @@ def center_crop(frame: np.ndarray, size: Sequence[int]) -> np.ndarray:
 
 
 def prepare_frame(frame: np.ndarray, spec: ModelSpec) -> np.ndarray:
-    """Resize and centre-crop one ``uint8`` RGB frame to the model's input size."""
-    resized = resize_short_side(frame, spec.resize_short)
+    """Resize and centre-crop one ``uint8`` RGB frame ``[H, W, 3]`` (checked where it entered:
+    :func:`~action_recognition.runtime.frames.make_frame`) to the model's input size."""
+    resized = _resize_short_side(frame, spec.resize_short)
     return np.ascontiguousarray(center_crop(resized, spec.input_size))
-
-
-def frames_to_tensor(frames: np.ndarray | Sequence[np.ndarray]) -> Tensor:
-    """``uint8`` frames ``[N, h, w, 3]`` -> ``uint8`` tensor ``[N, 3, h, w]`` (stays uint8)."""
-    array = np.ascontiguousarray(np.stack(list(frames)) if not isinstance(frames, np.ndarray)
-                                 else frames)
-    if array.ndim != 4 or array.shape[3] != 3:
-        raise ValueError(f'expected frames [N, h, w, 3], got {array.shape}')
-    return torch.from_numpy(array).permute(0, 3, 1, 2)
-
-
-class Normalize(nn.Module):
-    """``uint8`` (or 0..255 float) frames ``[N, 3, h, w]`` -> normalised float ``[N, 3, h, w]``.
-
-    ``mean`` and ``std`` are on the 0..1 scale (as in :class:`ModelSpec`) and stored as buffers
-    of shape ``[1, 3, 1, 1]``, so the module runs on the device and exports to ONNX.
-    """
-
-    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
-        super().__init__()
-        mean_t = torch.tensor([float(m) for m in mean]).reshape(1, 3, 1, 1)
-        std_t = torch.tensor([float(s) for s in std]).reshape(1, 3, 1, 1)
-        # (x / 255 - mean) / std == x * scale + shift
-        self.register_buffer('scale', 1.0 / (255.0 * std_t))
-        self.register_buffer('shift', -mean_t / std_t)
-
-    @classmethod
-    def from_spec(cls, spec: ModelSpec) -> Normalize:
-        return cls(spec.mean, spec.std)
-
-    def forward(self, x: Tensor) -> Tensor:
-        scale = self.get_buffer('scale')
-        shift = self.get_buffer('shift')
-        dtype = x.dtype if x.is_floating_point() else scale.dtype
-        return x.to(dtype) * scale.to(dtype) + shift.to(dtype)
-
-
-def normalize(frames: Tensor, spec: ModelSpec) -> Tensor:
-    """Functional form of :class:`Normalize` for ``[N, 3, h, w]`` frames."""
-    return Normalize.from_spec(spec).to(frames.device)(frames)

@@ -39,6 +39,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 import math
+from typing import Any
 
 import cv2
 import numpy as np
@@ -222,6 +223,60 @@ def _track(label: str, rng: np.random.Generator, frames: int, size: int) -> _Tra
 # Clips
 
 
+def _camera(rng: np.random.Generator, size: int, slowest: float,
+            centred_t: np.ndarray) -> np.ndarray:
+    """The camera's offset per frame, integer ``[T, 2]``: a slow pan (well below the slowest
+    actor speed) plus integer shake."""
+    frames = len(centred_t)
+    pan_speed = rng.uniform(0, _PAN_FRACTION_OF_SLOWEST * slowest) if rng.random() < 0.6 else 0.0
+    pan_dir = rng.uniform(0, 2 * np.pi)
+    shake = (int(rng.integers(1, 3)) if size >= 96 else 1) if rng.random() < 0.2 else 0
+    cam = np.stack([pan_speed * np.cos(pan_dir) * centred_t,
+                    pan_speed * np.sin(pan_dir) * centred_t], 1)
+    if shake:
+        cam += rng.integers(-shake, shake + 1, (frames, 2))
+    return np.round(cam).astype(np.int64)
+
+
+def _distractors(rng: np.random.Generator, actor_colour: np.ndarray, size: int, slowest: float,
+                 centred_t: np.ndarray) -> list[tuple[Any, ...]]:
+    """0-2 distractors: the same shapes, smaller, drifting and turning slowly; each
+    ``(polygon, colour, radius, x [T], y [T], angle [T])``."""
+    frames = len(centred_t)
+    distractors = []
+    for _ in range(int(rng.choice(3, p=[0.4, 0.35, 0.25]))):
+        _, _, dpoly = random_polygon(rng)
+        colour = far_colour(rng, actor_colour[None], MIN_DISTRACTOR_DISTANCE)
+        radius = rng.uniform(0.5, 0.8) * rng.uniform(*_ACTOR_SIZE) * size / 2
+        speed = rng.uniform(0, _DISTRACTOR_DRIFT * slowest)
+        heading = rng.uniform(0, 2 * np.pi)
+        start = rng.uniform(0, size, 2)
+        spin = rng.uniform(-1, 1) * _DISTRACTOR_SPIN * _ROTATION_DEGREES[0] / (frames - 1)
+        angle0 = rng.uniform(0, 360)
+        distractors.append((dpoly, tuple(float(c) for c in colour), radius,
+                            start[0] + speed * np.cos(heading) * centred_t,
+                            start[1] + speed * np.sin(heading) * centred_t,
+                            angle0 + spin * centred_t))
+    return distractors
+
+
+def _paint_actor(frame: np.ndarray, pts: np.ndarray, alpha: float,
+                 colour: tuple[float, ...]) -> None:
+    """Draw the actor's polygon ``pts`` into ``frame`` with opacity ``alpha`` (in place)."""
+    if alpha >= 1.0:
+        cv2.fillPoly(frame, fixed_point(pts), colour, cv2.LINE_AA, SHIFT)
+    elif alpha > 0.0:
+        cover = np.zeros(frame.shape[:2], np.uint8)
+        cv2.fillPoly(cover, fixed_point(pts), 255, cv2.LINE_AA, SHIFT)
+        ys, xs = np.nonzero(cover)
+        if len(ys):
+            y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+            weight = cover[y0:y1, x0:x1, None].astype(np.float32) * (alpha / 255.0)
+            patch = frame[y0:y1, x0:x1].astype(np.float32)
+            patch += weight * (np.asarray(colour, np.float32) - patch)
+            frame[y0:y1, x0:x1] = np.round(patch).astype(np.uint8)
+
+
 def generate_clip_with_meta(label: str, *, rng: np.random.Generator, frames: int = 8,
                             size: int = 64, masks: bool = False,
                             ) -> tuple[np.ndarray, ClipMeta]:
@@ -248,38 +303,16 @@ def generate_clip_with_meta(label: str, *, rng: np.random.Generator, frames: int
     shape, mirrored, poly = random_polygon(rng)
     actor_colour = rng.uniform(0, 255, 3)
 
-    # Camera: a slow pan (well below the slowest actor speed) plus integer shake.
     slowest = _MOVE_FRACTION[0] * size / (frames - 1)
-    pan_speed = rng.uniform(0, _PAN_FRACTION_OF_SLOWEST * slowest) if rng.random() < 0.6 else 0.0
-    pan_dir = rng.uniform(0, 2 * np.pi)
-    shake = (int(rng.integers(1, 3)) if size >= 96 else 1) if rng.random() < 0.2 else 0
     centred_t = np.arange(frames) - (frames - 1) / 2
-    cam = np.stack([pan_speed * np.cos(pan_dir) * centred_t,
-                    pan_speed * np.sin(pan_dir) * centred_t], 1)
-    if shake:
-        cam += rng.integers(-shake, shake + 1, (frames, 2))
-    cam = np.round(cam).astype(np.int64)
+    cam = _camera(rng, size, slowest, centred_t)
     pad = int(np.abs(cam).max()) + 1
     side = size + 2 * pad
 
     kind = BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))]
     background = make_background(rng, kind, side, size, actor_colour)
 
-    # Distractors: the same shapes, smaller, drifting and turning slowly.
-    distractors = []
-    for _ in range(int(rng.choice(3, p=[0.4, 0.35, 0.25]))):
-        _, _, dpoly = random_polygon(rng)
-        colour = far_colour(rng, actor_colour[None], MIN_DISTRACTOR_DISTANCE)
-        radius = rng.uniform(0.5, 0.8) * rng.uniform(*_ACTOR_SIZE) * size / 2
-        speed = rng.uniform(0, _DISTRACTOR_DRIFT * slowest)
-        heading = rng.uniform(0, 2 * np.pi)
-        start = rng.uniform(0, size, 2)
-        spin = rng.uniform(-1, 1) * _DISTRACTOR_SPIN * _ROTATION_DEGREES[0] / (frames - 1)
-        angle0 = rng.uniform(0, 360)
-        distractors.append((dpoly, tuple(float(c) for c in colour), radius,
-                            start[0] + speed * np.cos(heading) * centred_t,
-                            start[1] + speed * np.sin(heading) * centred_t,
-                            angle0 + spin * centred_t))
+    distractors = _distractors(rng, actor_colour, size, slowest, centred_t)
 
     blur = rng.uniform(0.3, 0.9) * size / 112 if rng.random() < 0.3 else 0.0
     noise = rng.uniform(1.0, 4.0) if rng.random() < 0.5 else 0.0
@@ -301,19 +334,7 @@ def generate_clip_with_meta(label: str, *, rng: np.random.Generator, frames: int
             cv2.fillPoly(frame, fixed_point(pts), dcolour, cv2.LINE_AA, SHIFT)
         pts = place_polygon(poly, actor.cx[t] - ox, actor.cy[t] - oy, actor.radius[t],
                             actor.angle[t])
-        alpha = float(actor.alpha[t])
-        if alpha >= 1.0:
-            cv2.fillPoly(frame, fixed_point(pts), colour_t, cv2.LINE_AA, SHIFT)
-        elif alpha > 0.0:
-            cover = np.zeros((size, size), np.uint8)
-            cv2.fillPoly(cover, fixed_point(pts), 255, cv2.LINE_AA, SHIFT)
-            ys, xs = np.nonzero(cover)
-            if len(ys):
-                y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-                weight = cover[y0:y1, x0:x1, None].astype(np.float32) * (alpha / 255.0)
-                patch = frame[y0:y1, x0:x1].astype(np.float32)
-                patch += weight * (actor_colour.astype(np.float32) - patch)
-                frame[y0:y1, x0:x1] = np.round(patch).astype(np.uint8)
+        _paint_actor(frame, pts, float(actor.alpha[t]), colour_t)
         if blur > 0:
             frame = cv2.GaussianBlur(frame, (0, 0), blur)
         clip[t] = frame

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from dataclasses import field
-import json
 import logging
 import os
 from pathlib import Path
@@ -52,29 +51,23 @@ import torch
 from torch import nn
 
 from action_recognition.data.clips import synthetic_clips
-from action_recognition.deploy.calibration import calibration_clips
 from action_recognition.deploy.calibration import calibration_clips_from
 from action_recognition.deploy.onnx_export import DEFAULT_OPSET
 from action_recognition.deploy.onnx_export import export_graph
 from action_recognition.deploy.onnx_export import ExportError
-from action_recognition.deploy.quantize import convert_to_fp16
-from action_recognition.deploy.quantize import quantize_int8
 from action_recognition.files import atomic_write_bytes
 from action_recognition.files import check_output
-from action_recognition.io.onnx_check import check_onnx_4d_only
-from action_recognition.io.onnx_check import max_rank
+from action_recognition.io.onnx_check import rank_proof
+from action_recognition.io.quantize import convert_to_fp16
+from action_recognition.io.quantize import QuantizationError
+from action_recognition.io.quantize import quantize_onnx_int8
+from action_recognition.io.specs import RankProof
+from action_recognition.io.specs import set_onnx_metadata
 from action_recognition.models import model_info
 from action_recognition.models.deployed import DeployedModel
 from action_recognition.spec import ModelSpec
-from action_recognition.spec import SPEC_METADATA_KEY
 
-# synthetic_clips (now in data.clips), calibration_clips, convert_to_fp16, quantize_int8 and
-# ExportError are re-exported: this module was their home, and callers import them from here.
-__all__ = [
-    'ExportError', 'ExportReport', 'export_onnx', 'convert_to_fp16', 'quantize_int8',
-    'synthetic_clips', 'calibration_clips', 'evaluate_onnx',
-    'DEFAULT_OPSET', 'TOLERANCE',
-]
+__all__ = ['ExportReport', 'export_onnx', 'evaluate_onnx', 'TOLERANCE']
 
 LOGGER = logging.getLogger(__name__)
 
@@ -140,34 +133,6 @@ class ExportReport:
         return '\n'.join(lines)
 
 
-def _metadata(spec: ModelSpec) -> dict[str, str]:
-    return {
-        SPEC_METADATA_KEY: spec.to_json(),
-        'model': spec.model,
-        'labels': json.dumps(list(spec.label_names)),
-        'num_classes': str(spec.num_classes),
-        'clip_length': str(spec.num_frames),
-        'frame_stride': str(spec.frame_stride),
-        'sampling': spec.sampling,
-        'input_size': f'{spec.input_size[0]}x{spec.input_size[1]}',
-        'resize_short': str(spec.resize_short),
-        'mean': json.dumps(list(spec.mean)),
-        'std': json.dumps(list(spec.std)),
-        'layout': 'frames uint8 [batch*T, 3, H, W] RGB, T frames of a clip contiguous -> '
-                  'logits float32 [batch, num_classes]',
-    }
-
-
-def _set_metadata(proto: Any, spec: ModelSpec) -> None:
-    del proto.metadata_props[:]
-    for key, value in _metadata(spec).items():
-        entry = proto.metadata_props.add()
-        entry.key = key
-        entry.value = value
-    proto.producer_name = 'action_recognition'
-    proto.doc_string = f'{spec.model}: {spec.num_classes} classes, {spec.num_frames} frames'
-
-
 def _save(proto: Any, path: Path, *, force: bool) -> None:
     """Write one self-contained file (all weights inline, no external data), atomically
     through a uniquely named temporary; an existing ``path`` only with ``force``."""
@@ -229,13 +194,14 @@ def export_onnx(model: nn.Module, spec: ModelSpec, path: str | os.PathLike[str],
     proto = export_graph(module, example, opset=opset, input_name=INPUT_NAME,
                          output_names=[OUTPUT_NAME], input_axis='batch_x_frames',
                          output_axis='batch')
-    _set_metadata(proto, spec)
-    problems = check_onnx_4d_only(proto)
+    proof = rank_proof(proto)
+    set_onnx_metadata(proto, spec, proof)
+    problems = list(proof.problems)
     if problems and not allow_5d:
         raise ExportError(
             f'the exported graph of {spec.model} is not 4D-only ({len(problems)} problems): '
             + '; '.join(problems[:5]))
-    rank = max_rank(proto)
+    rank = proof.max_rank
     # ONNX Runtime vs PyTorch, two clips per call (dynamic batch axis).
     check = rng.integers(0, 256, (2 * spec.num_frames, 3, height, width), dtype=np.uint8)
     with torch.inference_mode():
@@ -256,26 +222,37 @@ def export_onnx(model: nn.Module, spec: ModelSpec, path: str | os.PathLike[str],
     if not (fp16 or int8):
         _save(proto, path, force=force)
     else:
-        if fp16:
-            final = convert_to_fp16(proto)
-            report.precision = 'fp16'
-        else:
-            clips = calibration_clips_from(calibration, spec, calibration_clips, seed=seed)
-            final = quantize_int8(proto, clips)
-            report.precision = 'int8'
-        _set_metadata(final, spec)
-        final_problems = check_onnx_4d_only(final)
-        if final_problems and not allow_5d:
+        final, final_proof = _reduced(proto, spec, fp16=fp16, calibration=calibration,
+                                      clips=calibration_clips, seed=seed)
+        report.precision = 'fp16' if fp16 else 'int8'
+        if final_proof.problems and not allow_5d:
             raise ExportError(f'the {report.precision} graph is not 4D-only: '
-                              + '; '.join(final_problems[:5]))
-        report.problems = final_problems
-        report.four_d_only = not final_problems
-        report.max_rank = max_rank(final)
+                              + '; '.join(final_proof.problems[:5]))
+        report.problems = list(final_proof.problems)
+        report.four_d_only = final_proof.four_d_only
+        report.max_rank = final_proof.max_rank
         _save(final, path, force=force)
         _compare(report, fp32_bytes, path, spec, eval_clips, seed)
     report.size_bytes = path.stat().st_size
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _reduced(proto: Any, spec: ModelSpec, *, fp16: bool,
+             calibration: str | os.PathLike[str] | None, clips: int,
+             seed: int) -> tuple[Any, RankProof]:
+    """The fp16 or int8 copy of the checked fp32 graph, with its metadata and its own proof."""
+    try:
+        if fp16:
+            final = convert_to_fp16(proto)
+        else:
+            final = quantize_onnx_int8(proto, calibration_clips_from(calibration, spec, clips,
+                                                                     seed=seed))
+    except QuantizationError as error:
+        raise ExportError(str(error)) from error
+    proof = rank_proof(final)
+    set_onnx_metadata(final, spec, proof)
+    return final, proof
 
 
 def _compare(report: ExportReport, fp32_bytes: bytes, path: Path, spec: ModelSpec,

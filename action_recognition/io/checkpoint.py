@@ -29,16 +29,15 @@ import torch
 from torch import nn
 
 from action_recognition.files import atomic_path
+from action_recognition.io.specs import checkpoint_spec
 from action_recognition.models import create_model
 from action_recognition.serialization import CheckpointError
 from action_recognition.serialization import plain_data
 from action_recognition.serialization import safe_load
-from action_recognition.serialization import UnsafeCheckpointError
 from action_recognition.spec import ModelSpec
 
 __all__ = [
-    'CheckpointError', 'UnsafeCheckpointError', 'REQUIRED_KEYS', 'save_checkpoint',
-    'load_checkpoint', 'safe_load', 'plain_data', 'spec_from_checkpoint',
+    'REQUIRED_KEYS', 'save_checkpoint', 'load_checkpoint', 'spec_from_checkpoint',
     'load_model_from_checkpoint', 'strip_module_prefix', 'TRAINING_STATE_KEYS',
     'strip_training_state', 'write_model_file',
 ]
@@ -91,11 +90,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = 'cpu') 
 
 
 def spec_from_checkpoint(state: dict[str, Any], path: str | Path = '<checkpoint>') -> ModelSpec:
-    """The :class:`ModelSpec` stored in a loaded checkpoint."""
+    """The :class:`ModelSpec` stored in a loaded checkpoint (:func:`~action_recognition.io.specs.
+    checkpoint_spec`); :class:`CheckpointError` when it is invalid."""
     try:
-        return ModelSpec.from_dict(state['spec'])
-    except (TypeError, ValueError) as error:
-        raise CheckpointError(f'checkpoint {path} has an invalid model spec: {error}') from error
+        return checkpoint_spec(state, path)
+    except ValueError as error:
+        raise CheckpointError(str(error)) from error
 
 
 def strip_module_prefix(state_dict: dict[str, Any]) -> dict[str, Any]:

@@ -12,17 +12,22 @@ A model passes when
   spatial axes (a 3D convolution).
 
 The function returns a list of human-readable problems; an empty list is the proof.
+:func:`rank_proof` is what an exported file records of it (the runtime checks that record at
+load, bound to the graph by its hash, instead of running this again).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+import hashlib
 from typing import Any
 
 import onnx
 from onnx import shape_inference
 
-__all__ = ['check_onnx_4d_only', 'max_rank', 'MAX_RANK']
+from action_recognition.io.specs import RankProof
+
+__all__ = ['check_onnx_4d_only', 'max_rank', 'rank_proof', 'MAX_RANK']
 
 MAX_RANK = 4
 
@@ -145,3 +150,16 @@ def max_rank(model_proto: Any) -> int:
                 if rank is not None:
                     best = max(best, rank)
     return best
+
+
+def rank_proof(model_proto: Any) -> RankProof:
+    """The 4D-only proof of ``model_proto`` as an exported file records it
+    (:class:`~action_recognition.io.specs.RankProof`): the problems :func:`check_onnx_4d_only`
+    finds (a check that cannot run is a problem too), the largest rank and the graph's hash."""
+    try:
+        problems = check_onnx_4d_only(model_proto)
+        rank = max_rank(model_proto)
+    except Exception as error:
+        problems, rank = [f'the rank check could not run ({type(error).__name__}: {error})'], 0
+    digest = hashlib.sha256(model_proto.graph.SerializeToString()).hexdigest()
+    return RankProof(tuple(problems), rank, digest)

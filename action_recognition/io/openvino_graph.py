@@ -1,5 +1,5 @@
-"""OpenVINO models as data: importing OpenVINO without telemetry, the 4D-only check of a
-graph, and NNCF's int8 quantisation with the frame normalisation kept in floating point.
+"""OpenVINO models as data: importing OpenVINO (and NNCF) without telemetry, and the 4D-only
+check of a graph (NNCF's int8 quantisation: :mod:`action_recognition.io.quantize`).
 
 Shared by the OpenVINO backend (:mod:`action_recognition.runtime.openvino_backend`, which
 runs a model) and the OpenVINO deployment target (:mod:`action_recognition.deploy.targets.
@@ -18,15 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 import contextlib
-import io
 import logging
 import sys
 from typing import Any
 
-import numpy as np
-
-__all__ = ['OpenVinoMissingError', 'frame_normalization', 'import_nncf', 'import_openvino',
-           'is_quantized', 'quantize_int8', 'rank_problems']
+__all__ = ['OpenVinoMissingError', 'import_nncf', 'import_openvino', 'rank_problems']
 
 LOGGER = logging.getLogger(__name__)
 
@@ -118,56 +114,3 @@ def rank_problems(model: Any) -> list[str]:
                 problems.append(f"value '{op.get_friendly_name()}' ({op.get_type_name()}) has "
                                 f'rank {rank.get_length()}')
     return problems
-
-
-_COMPUTE = frozenset({'Convolution', 'GroupConvolution', 'MatMul', 'ConvolutionBackpropData',
-                      'GroupConvolutionBackpropData'})
-
-
-def frame_normalization(model: Any) -> list[str]:
-    """Names of the ops between the input and the first convolution or matrix product.
-
-    That is the graph's ``uint8`` -> float normalisation and any per-frame normalisation of a
-    model's own (the contrast normalisation of ECO-Lite's ``small_sym`` 2D-Net: a mean, a
-    variance and a division per frame). NNCF would quantise those too (the variance of a
-    low-contrast frame rounds to zero in 8 bits: the default model lost 4.5 points of top-1
-    on the synthetic benchmark); they are left in floating point, and the convolutions and
-    matrix products, where the time goes, are quantised.
-    """
-    from_input: set[str] = set()
-    past_compute: set[str] = set()
-    names = []
-    for op in model.get_ordered_ops():
-        kind = op.get_type_name()
-        sources = {op.input_value(i).get_node().get_name() for i in range(op.get_input_size())}
-        if kind == 'Parameter':
-            from_input.add(op.get_name())
-        elif kind in _COMPUTE or sources & past_compute:
-            past_compute.add(op.get_name())
-        elif sources & from_input:
-            from_input.add(op.get_name())
-            if kind != 'Result':
-                names.append(op.get_friendly_name())
-    return names
-
-
-def quantize_int8(model: Any, calibration: list[np.ndarray], *,
-                  logger: logging.Logger = LOGGER) -> Any:
-    """NNCF post-training int8 quantisation of an ``openvino.Model`` on ``calibration`` clips
-    (``uint8 [T, 3, h, w]`` each), the frame normalisation left in floating point
-    (:func:`frame_normalization`). NNCF's progress bars are captured and logged at DEBUG."""
-    nncf = import_nncf()
-    captured = io.StringIO()
-    try:
-        # NNCF draws progress bars on stdout and stderr: kept out of the app's output.
-        with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
-            ignored = nncf.IgnoredScope(names=frame_normalization(model), validate=False)
-            return nncf.quantize(model, nncf.Dataset(calibration), subset_size=len(calibration),
-                                 ignored_scope=ignored)
-    finally:
-        if captured.getvalue().strip():
-            logger.debug('NNCF: %s', captured.getvalue().strip())
-
-
-def is_quantized(model: Any) -> bool:
-    return any(op.get_type_name() == 'FakeQuantize' for op in model.get_ordered_ops())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import nn
 from torch import Tensor
 
-from action_recognition.data.preprocess import Normalize
+from action_recognition.data.normalize import Normalize
 from action_recognition.spec import ModelSpec
 
 __all__ = ['DeployedModel']

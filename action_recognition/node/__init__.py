@@ -1,24 +1,11 @@
-"""The ROS-free node: parameters, the core (frames in, results out), the worker, diagnostics.
+"""The ROS-free node: its parameters, its core (one part per concern), the worker, diagnostics.
 
-:mod:`action_recognition.ros.node` is the thin rclpy shell around it.
+- :mod:`~action_recognition.node.parameters`: the parameters, declared once by group;
+- :mod:`~action_recognition.node.core`: :class:`~action_recognition.node.core.NodeCore`, images
+  in and recognitions out, made of the :mod:`~action_recognition.node.intake` (frames in),
+  the :mod:`~action_recognition.node.slot` (the model), the :mod:`~action_recognition.node.
+  scheduler` (when inference runs) and :mod:`~action_recognition.node.diagnostics`;
+- :mod:`~action_recognition.node.worker`: the inference thread.
+
+:mod:`action_recognition.ros.node` is the thin rclpy shell around it. Import from the modules.
 """
-
-from action_recognition.node.core import NodeCore
-from action_recognition.node.diagnostics import DiagnosticsReport
-from action_recognition.node.diagnostics import ERROR
-from action_recognition.node.diagnostics import OK
-from action_recognition.node.diagnostics import WARN
-from action_recognition.node.parameters import NodeParameters
-from action_recognition.node.parameters import ParameterDefinition
-from action_recognition.node.parameters import ParameterError
-from action_recognition.node.parameters import PARAMETERS
-from action_recognition.node.parameters import ParameterValue
-from action_recognition.node.parameters import parse_parameters
-from action_recognition.node.parameters import validate_value
-from action_recognition.node.worker import InferenceWorker
-
-__all__ = [
-    'NodeCore', 'InferenceWorker', 'NodeParameters', 'ParameterDefinition', 'ParameterError',
-    'PARAMETERS', 'ParameterValue', 'parse_parameters', 'validate_value', 'DiagnosticsReport',
-    'OK', 'WARN', 'ERROR',
-]

@@ -64,7 +64,7 @@ def _measure(*, model_path: str, size: int, hop: int, frames: int, repeats: int,
              warmup: int) -> NodeCoreCost:
     clip = generate_clip('move_left', rng=clip_rng(0, 1), frames=64, size=size)
     core = NodeCore(parse_parameters({'model_path': model_path, 'hop': hop, 'threads': 1}))
-    backend: Any = core.model.backend
+    backend: Any = core.slot.model.backend
     inference = [0.0]
     infer = backend.infer
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from action_recognition.node.parameters import NodeParameters
+from action_recognition.node.parameters import NodeSettings
 
 __all__ = ['OK', 'WARN', 'ERROR', 'LOSS_WARN_FRACTION', 'DiagnosticsReport', 'Snapshot',
            'Diagnostics', 'SequenceMonitor']
@@ -80,7 +80,7 @@ class Snapshot:
         latencies: recent latencies in seconds.
         input_gaps, period_ns: from the :class:`SequenceMonitor`.
         backend, device, model: what runs.
-        params: the parameters in force.
+        settings: the parameters in force.
         reload_error: why the last reload failed (``None`` after a successful one).
         reloads: successful reloads so far.
     """
@@ -97,7 +97,7 @@ class Snapshot:
     backend: str
     device: str
     model: str
-    params: NodeParameters
+    settings: NodeSettings
     reload_error: str | None
     reloads: int
 
@@ -127,7 +127,7 @@ class Diagnostics:
         self._previous_time = snap.now
         input_hz = delta['frames_received'] / elapsed
         inference_hz = delta['recognitions'] / elapsed
-        params = snap.params
+        options = snap.settings.node
         values = {
             'input_rate_hz': f'{input_hz:.2f}',
             'inference_rate_hz': f'{inference_hz:.2f}',
@@ -146,7 +146,7 @@ class Diagnostics:
             'backend': snap.backend,
             'device': snap.device,
             'model': snap.model,
-            'enabled': str(params.enabled).lower(),
+            'enabled': str(options.enabled).lower(),
             'model_reloads': str(snap.reloads),
         }
 
@@ -158,16 +158,17 @@ class Diagnostics:
         if delta['errors'] > 0:
             return result(ERROR, f'{delta["errors"]} inference errors since the last report '
                                  '(see the log); still running')
-        if not params.enabled:
+        if not options.enabled:
             return result(OK, 'disabled (enabled:=false)')
         if snap.last_frame_time is None:
-            if snap.now - snap.started > params.stale_input_s:
+            if snap.now - snap.started > options.stale_input_s:
                 return result(WARN, 'no image received yet')
             return result(OK, 'waiting for images')
         silent = snap.now - snap.last_frame_time
-        if silent > params.stale_input_s:
+        if silent > options.stale_input_s:
             return result(WARN, f'no image for {silent:.1f} s')
-        if 0 < delta['frames_undecodable'] >= delta['frames_received']:
+        dropped = delta['frames_undecodable'] + delta['frames_dropped']
+        if 0 < dropped >= delta['frames_received']:
             summary = '; '.join(
                 f'{count} {kind} ({snap.drop_reasons.get(kind, "see the log")})'
                 for kind, count in sorted(kinds_delta.items(), key=lambda kv: -kv[1]))
@@ -180,7 +181,7 @@ class Diagnostics:
                 f'{snap.period_ns / 1e6:.1f} ms per image); raw full-resolution images over '
                 'best effort lose fragments: use qos_reliability: reliable or '
                 'image_transport: compressed')
-        rate = params.inference_rate_hz
+        rate = options.inference_rate_hz
         if rate > 0:
             if counters['recognitions'] > 1 and snap.now - snap.started > 2.0 / rate and \
                     inference_hz < 0.8 * rate and input_hz >= rate:

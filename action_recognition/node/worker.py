@@ -1,4 +1,9 @@
-"""The inference worker: runs the node core's windows on its own thread."""
+"""The inference worker: runs the node core's windows on its own thread.
+
+The worker thread is the only one that runs inference, reloads the model and calls ``publish``;
+it sleeps in :meth:`NodeCore.wait_for_work <action_recognition.node.core.NodeCore.
+wait_for_work>` until the core's scheduler wakes it.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +11,15 @@ from collections.abc import Callable
 import threading
 
 from action_recognition.node.core import NodeCore
-from action_recognition.runtime.recognizer import Recognition
+from action_recognition.runtime.results import Recognition
 
 __all__ = ['InferenceWorker']
 
 
 class InferenceWorker:
-    """Runs :meth:`NodeCore.step` on its own thread and hands results to ``publish``.
+    """Runs :meth:`NodeCore.step` on its own thread and hands each result to ``publish``.
 
-    It sleeps until the core's ``wake`` event is set (a clip became due, a reload was asked) or
+    It sleeps until the core's scheduler wakes it (a window fell due, a reload was asked) or
     ``idle_s`` passes; in ``inference_rate_hz`` mode it also wakes for the next run. Exceptions
     from ``publish`` are logged and do not stop the thread.
     """
@@ -33,7 +38,7 @@ class InferenceWorker:
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
-        self.core.wake.set()
+        self.core.wake()
         if self._thread.is_alive():
             self._thread.join(timeout)
 
@@ -44,15 +49,11 @@ class InferenceWorker:
     def _loop(self) -> None:
         core = self.core
         while not self._stop.is_set():
-            wait = core.seconds_until_due()
-            timeout = self.idle_s if wait is None else min(self.idle_s, max(wait, 0.001))
-            core.wake.wait(timeout)
-            core.wake.clear()
+            core.wait_for_work(self.idle_s)
             if self._stop.is_set():
                 break
             try:
-                result = core.step()
-                if result is not None:
+                for result in core.step():
                     self.publish(result)
             except Exception as error:  # the worker must outlive any single failure
                 core.logger.error(f'inference worker: {type(error).__name__}: {error}')

@@ -59,7 +59,7 @@ from vision_msgs.msg import Classification
 
 from action_recognition.data.synth import clip_rng
 from action_recognition.data.synth import generate_clip
-from action_recognition.ros.messages import build_image
+from action_recognition.io.messages import build_image
 from action_recognition.ros.messages import ros_message_types
 
 __all__ = ['NodeBenchRow', 'bench_node', 'main']

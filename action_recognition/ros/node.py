@@ -49,11 +49,11 @@ from rcl_interfaces.msg import IntegerRange
 from rcl_interfaces.msg import ParameterDescriptor
 from rcl_interfaces.msg import SetParametersResult
 import rclpy
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.exceptions import InvalidParameterTypeException
 from rclpy.exceptions import InvalidParameterValueException
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode
 from rclpy.lifecycle import LifecycleState
 from rclpy.lifecycle import TransitionCallbackReturn
@@ -68,24 +68,25 @@ from sensor_msgs.msg import Image
 from vision_msgs.msg import Classification
 from vision_msgs.msg import LabelInfo
 
-from action_recognition.node import DiagnosticsReport
-from action_recognition.node import InferenceWorker
-from action_recognition.node import NodeCore
-from action_recognition.node import NodeParameters
-from action_recognition.node import OK
-from action_recognition.node import ParameterDefinition
-from action_recognition.node import ParameterError
-from action_recognition.node import PARAMETERS
-from action_recognition.node import ParameterValue
-from action_recognition.node import parse_parameters
-from action_recognition.ros.messages import build_classification
-from action_recognition.ros.messages import build_diagnostic_array
-from action_recognition.ros.messages import build_image
-from action_recognition.ros.messages import build_label_info
-from action_recognition.ros.messages import MessageTypes
+from action_recognition.io.messages import build_classification
+from action_recognition.io.messages import build_diagnostic_array
+from action_recognition.io.messages import build_image
+from action_recognition.io.messages import build_label_info
+from action_recognition.io.messages import MessageTypes
+from action_recognition.node.core import NodeCore
+from action_recognition.node.diagnostics import DiagnosticsReport
+from action_recognition.node.diagnostics import OK
+from action_recognition.node.parameters import HALF
+from action_recognition.node.parameters import NodeSettings
+from action_recognition.node.parameters import ParameterError
+from action_recognition.node.parameters import PARAMETERS
+from action_recognition.node.parameters import parse_parameters
+from action_recognition.node.worker import InferenceWorker
 from action_recognition.ros.messages import ros_message_types
 from action_recognition.runtime.protocol import ModelLoadError
-from action_recognition.runtime.recognizer import Recognition
+from action_recognition.runtime.results import Recognition
+from action_recognition.settings import SettingInfo
+from action_recognition.settings import SettingValue
 
 __all__ = ['ActionRecognitionNode', 'main', 'descriptor_for']
 
@@ -94,11 +95,13 @@ SUCCESS = TransitionCallbackReturn.SUCCESS
 FAILURE = TransitionCallbackReturn.FAILURE
 
 
-def descriptor_for(definition: ParameterDefinition) -> ParameterDescriptor:
+def descriptor_for(definition: SettingInfo) -> ParameterDescriptor:
     """The ``ParameterDescriptor`` (description, range or choices, read-only) of a parameter."""
     constraints = ''
     if definition.choices:
         constraints = 'one of: ' + ', '.join(definition.choices)
+    elif definition.pattern_hint:
+        constraints = definition.pattern_hint
     elif definition.applies == 'reload':
         constraints = 'a change reloads the model on the inference worker'
     descriptor = ParameterDescriptor(
@@ -135,7 +138,18 @@ class _RosLogHandler(logging.Handler):
 
 
 class ActionRecognitionNode(LifecycleNode):
-    """Camera images in, ``vision_msgs/Classification`` out; see the module docstring."""
+    """Camera images in, ``vision_msgs/Classification`` out; see the module docstring.
+
+    Threads: the executor's thread (``main`` spins one ``SingleThreadedExecutor``) runs every
+    ROS callback: the image subscription (:meth:`NodeCore.on_image_msg
+    <action_recognition.node.core.NodeCore.on_image_msg>`: decode, prepare into the ring),
+    parameter changes, the diagnostics timer, the lifecycle transitions and the guard condition
+    that sets parameters back. The inference worker's thread
+    (:class:`~action_recognition.node.worker.InferenceWorker`) runs the windows, model reloads
+    and :meth:`_publish_result`. What both threads touch here is guarded by ``_lock``: the
+    parameters to set back and the state of ``~/label_info``. The worker is stopped (joined)
+    before the publishers it uses are destroyed.
+    """
 
     def __init__(self, **kwargs: Any) -> None:
         # Everything destroy_node() touches exists before anything can fail.
@@ -150,10 +164,9 @@ class ActionRecognitionNode(LifecycleNode):
         self.startup_error: str | None = None
         self._active = False
         self._autostarting = False
+        self._lock = threading.Lock()
         self._label_state: tuple[tuple[str, ...], float] | None = None
-        self._reloads_seen = 0
-        self._reverts: dict[str, ParameterValue] = {}
-        self._reverts_lock = threading.Lock()
+        self._parameter_sync: dict[str, SettingValue] = {}
         self._log_handler: _RosLogHandler | None = None
         super().__init__(NODE_NAME, **kwargs)
         self._log_handler = _RosLogHandler(self)
@@ -170,26 +183,31 @@ class ActionRecognitionNode(LifecycleNode):
                 description='Configure and activate at start-up (false: wait for lifecycle '
                             'transitions, e.g. from a lifecycle manager).',
                 read_only=True)).value)
-        for definition in PARAMETERS:
+        for definition in (*PARAMETERS, HALF):
             self.declare_parameter(definition.name, definition.default,
                                    descriptor_for(definition))
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self._revert_guard = self.create_guard_condition(self._apply_reverts)
-        self._callback_group = MutuallyExclusiveCallbackGroup()
+        self._sync_guard = self.create_guard_condition(self._apply_parameter_sync)
+
+    def _values(self) -> dict[str, Any]:
+        return {d.name: self.get_parameter(d.name).value for d in (*PARAMETERS, HALF)}
 
     # -- lifecycle transitions ----------------------------------------------------------------
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        values = {d.name: self.get_parameter(d.name).value for d in PARAMETERS}
+        values = self._values()
         try:
-            params = parse_parameters(values)  # ParameterError: every refused value
-            core = NodeCore(params, logger=logging.getLogger('action_recognition.node'))
+            settings = parse_parameters(values)  # ParameterError: every refused value
+            core = NodeCore(settings, logger=logging.getLogger('action_recognition.node'),
+                            on_revert=self._on_revert, on_labels=self._publish_label_info)
         except (ParameterError, ModelLoadError) as error:
             self.startup_error = str(error)
             if not self._autostarting:  # with autostart, main() reports it once, as FATAL
                 self.get_logger().error(f'configure failed: {error}')
             return FAILURE
-        core.on_revert = self._schedule_revert
+        if values[HALF.name]:
+            self._schedule_parameter_sync({'precision': settings.backend.precision,
+                                           HALF.name: False})
         self.core = core
         self.startup_error = None
         self.actions_pub = self.create_lifecycle_publisher(Classification, '~/actions', 10)
@@ -198,7 +216,7 @@ class ActionRecognitionNode(LifecycleNode):
         self.label_info_pub = self.create_lifecycle_publisher(LabelInfo, '~/label_info', latched)
         self.debug_pub = self.create_lifecycle_publisher(Image, '~/debug_image', 1)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.diagnostics_timer = self.create_timer(params.diagnostics_period_s,
+        self.diagnostics_timer = self.create_timer(settings.node.diagnostics_period_s,
                                                    self._on_diagnostics)
         return SUCCESS
 
@@ -212,25 +230,24 @@ class ActionRecognitionNode(LifecycleNode):
             self.startup_error = str(error)
             self.get_logger().error(f'activate failed: {error}')
             return FAILURE
-        params = core.params
-        qos = self._image_qos(params)
-        if params.image_transport == 'compressed':
-            self.image_sub = self.create_subscription(
-                CompressedImage, 'image/compressed', self._on_compressed, qos,
-                callback_group=self._callback_group)
+        subscription = core.settings.subscription
+        qos = self._image_qos(core.settings)
+        if subscription.image_transport == 'compressed':
+            self.image_sub = self.create_subscription(CompressedImage, 'image/compressed',
+                                                      self._on_compressed, qos)
         else:
-            self.image_sub = self.create_subscription(
-                Image, 'image', self._on_image, qos, callback_group=self._callback_group)
+            self.image_sub = self.create_subscription(Image, 'image', self._on_image, qos)
         result = super().on_activate(state)  # enables the lifecycle publishers
         self._active = True
         self.worker = InferenceWorker(core, self._publish_result)
         self.worker.start()
-        self._label_state = None
-        self._publish_label_info()
+        with self._lock:
+            self._label_state = None
+        self._publish_label_info(core.labels, core.settings.stream.score_threshold)
         self.get_logger().info(
-            f'active: listening on {self.image_sub.topic_name} ({params.image_transport}, '
-            f'{params.qos_reliability}, depth {params.qos_depth}); publishing '
-            f'{self.actions_pub.topic_name}')
+            f'active: listening on {self.image_sub.topic_name} '
+            f'({subscription.image_transport}, {subscription.qos_reliability}, depth '
+            f'{subscription.qos_depth}); publishing {self.actions_pub.topic_name}')
         return result
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -257,7 +274,7 @@ class ActionRecognitionNode(LifecycleNode):
             self.destroy_subscription(self.image_sub)
             self.image_sub = None
         if self.worker is not None:
-            self.worker.stop()
+            self.worker.stop()  # joined: nothing publishes after this
             self.worker = None
 
     def _release(self) -> None:
@@ -278,25 +295,28 @@ class ActionRecognitionNode(LifecycleNode):
             self.core = None
 
     @staticmethod
-    def _image_qos(params: NodeParameters) -> QoSProfile:
-        reliability = ReliabilityPolicy.BEST_EFFORT if params.qos_reliability == 'best_effort' \
-            else ReliabilityPolicy.RELIABLE
-        return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=params.qos_depth,
+    def _image_qos(settings: NodeSettings) -> QoSProfile:
+        subscription = settings.subscription
+        reliability = ReliabilityPolicy.BEST_EFFORT \
+            if subscription.qos_reliability == 'best_effort' else ReliabilityPolicy.RELIABLE
+        return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=subscription.qos_depth,
                           reliability=reliability, durability=DurabilityPolicy.VOLATILE)
 
     # -- callbacks (executor thread) ------------------------------------------------------------
 
+    def _debug_wanted(self) -> bool:
+        publisher = self.debug_pub
+        return publisher is not None and publisher.get_subscription_count() > 0
+
     def _on_image(self, msg: Image) -> None:
         core = self.core
         if core is not None and self._active:
-            core.debug_enabled = self.debug_pub.get_subscription_count() > 0
-            core.on_image_msg(msg)
+            core.on_image_msg(msg, debug=self._debug_wanted())
 
     def _on_compressed(self, msg: CompressedImage) -> None:
         core = self.core
         if core is not None and self._active:
-            core.debug_enabled = self.debug_pub.get_subscription_count() > 0
-            core.on_compressed_msg(msg)
+            core.on_compressed_msg(msg, debug=self._debug_wanted())
 
     def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
         changes = {parameter.name: parameter.value for parameter in parameters
@@ -304,33 +324,34 @@ class ActionRecognitionNode(LifecycleNode):
         core = self.core
         if core is None:  # not configured: check the values, configure reads them
             try:
-                values = {d.name: self.get_parameter(d.name).value for d in PARAMETERS}
-                parse_parameters({**values, **changes})
+                parse_parameters({**self._values(), **changes})
             except ParameterError as error:
                 return SetParametersResult(successful=False, reason=str(error))
             return SetParametersResult(successful=True, reason='')
         successful, reason = core.set_parameters(changes)
-        if successful:
-            self._publish_label_info()
-        else:
+        if not successful:
             self.get_logger().warning(f'parameter change refused: {reason}')
+        elif changes.get(HALF.name):  # the deprecated alias: precision says what runs
+            self._schedule_parameter_sync({'precision': core.settings.backend.precision,
+                                           HALF.name: False})
         return SetParametersResult(successful=successful, reason=reason)
 
-    def _schedule_revert(self, reverted: dict[str, ParameterValue]) -> None:
+    def _on_revert(self, reverted: dict[str, SettingValue]) -> None:
         """After a failed reload (worker thread): set the parameters back on the executor."""
-        with self._reverts_lock:
-            self._reverts.update(reverted)
-        self._revert_guard.trigger()
+        self._schedule_parameter_sync(reverted)
 
-    def _apply_reverts(self) -> None:
-        with self._reverts_lock:
-            reverted, self._reverts = self._reverts, {}
-        if reverted:
-            self.set_parameters([Parameter(name, value=value)
-                                 for name, value in reverted.items()])
-            shown = ', '.join(f'{name}={value!r}' for name, value in reverted.items())
-            self.get_logger().warning(f'the model reload failed; parameters set back to the '
-                                      f'model that runs: {shown}')
+    def _schedule_parameter_sync(self, values: dict[str, SettingValue]) -> None:
+        with self._lock:
+            self._parameter_sync.update(values)
+        self._sync_guard.trigger()
+
+    def _apply_parameter_sync(self) -> None:
+        with self._lock:
+            values, self._parameter_sync = self._parameter_sync, {}
+        if values:
+            self.set_parameters([Parameter(name, value=value) for name, value in values.items()])
+            shown = ', '.join(f'{name}={value!r}' for name, value in values.items())
+            self.get_logger().warning(f'parameters set to what runs: {shown}')
 
     def _on_diagnostics(self) -> None:
         core = self.core
@@ -347,23 +368,20 @@ class ActionRecognitionNode(LifecycleNode):
             hardware_id=report.values.get('device', ''), level=report.level,
             message=report.message, values=report.values)
         self.diagnostics_pub.publish(msg)
-        if core.reloads != self._reloads_seen:
-            self._publish_label_info()
 
-    # -- outputs --------------------------------------------------------------------------------
+    # -- outputs (either thread) ----------------------------------------------------------------
 
-    def _publish_label_info(self) -> None:
-        core = self.core
-        if core is None or self.label_info_pub is None or not self._active:
+    def _publish_label_info(self, labels: tuple[str, ...], threshold: float) -> None:
+        """``~/label_info`` when the labels or the threshold change (executor or worker)."""
+        publisher = self.label_info_pub
+        if publisher is None or not self._active:
             return
-        self._reloads_seen = core.reloads
-        state = (core.labels, core.params.score_threshold)
-        if state == self._label_state:
-            return
-        self._label_state = state
-        msg = build_label_info(self.types, labels=state[0], threshold=state[1],
-                               stamp=self.get_clock().now().nanoseconds)
-        self.label_info_pub.publish(msg)
+        with self._lock:
+            if (labels, threshold) == self._label_state:
+                return
+            self._label_state = (labels, threshold)
+        publisher.publish(build_label_info(self.types, labels=labels, threshold=threshold,
+                                           stamp=self.get_clock().now().nanoseconds))
 
     def _publish_result(self, result: Recognition) -> None:
         """The worker thread's output: ``~/actions`` and, with subscribers, ``~/debug_image``."""
@@ -373,8 +391,6 @@ class ActionRecognitionNode(LifecycleNode):
             return
         actions_pub.publish(build_classification(
             self.types, stamp=result.stamp_ns, frame_id=result.frame_id, top=result.top))
-        if core.reloads != self._reloads_seen:
-            self._publish_label_info()
         if debug_pub.get_subscription_count() > 0:
             frame = core.debug_image(result)
             if frame is not None:
@@ -425,7 +441,9 @@ def main(args: list[str] | None = None) -> None:
         if node.autostart and not node.start():
             failure = node.startup_error
         else:
-            rclpy.spin(node)
+            executor = SingleThreadedExecutor()  # every ROS callback on this thread
+            executor.add_node(node)
+            executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except (InvalidParameterTypeException, InvalidParameterValueException,

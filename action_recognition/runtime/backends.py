@@ -9,49 +9,40 @@
 
 Every backend is a :class:`~action_recognition.runtime.protocol.Backend` (``uint8`` frames
 ``[B*T, 3, h, w]`` in, float32 logits ``[B, classes]`` out); :func:`load_backend` picks the
-backend from the file, refuses a model that is not 4D-only unless allowed, and checks with a
-dummy run that the output size matches the label count. Problems raise
-:class:`~action_recognition.runtime.protocol.ModelLoadError` naming the file.
+backend from the file, checks the backend, device and precision against each other
+(:func:`~action_recognition.runtime.settings.backend_problems`), refuses a model that is not
+4D-only unless allowed, and checks with a dummy run that the output size matches the label
+count. Problems raise :class:`~action_recognition.runtime.protocol.ModelLoadError` naming the
+file. Each backend's module is imported when a model needs it: an ONNX model runs without torch.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 import logging
 import os
 from pathlib import Path
 import time
-from typing import Literal
+from typing import Any
 
 import numpy as np
-import torch
 
-from action_recognition.models import model_info
-from action_recognition.runtime.openvino_backend import OpenVinoBackend
-from action_recognition.runtime.ort_backend import CPU
-from action_recognition.runtime.ort_backend import OnnxRuntimeBackend
-from action_recognition.runtime.ort_backend import select_providers
-from action_recognition.runtime.ort_backend import tensorrt_cache_key
 from action_recognition.runtime.protocol import Backend
-from action_recognition.runtime.protocol import check_frames
 from action_recognition.runtime.protocol import ModelLoadError
-from action_recognition.runtime.protocol import StreamingBackend
-from action_recognition.runtime.torch_backend import load_checkpoint
-from action_recognition.runtime.torch_backend import TorchBackend
+from action_recognition.runtime.settings import backend_problems
+from action_recognition.runtime.settings import BackendSettings
 
-__all__ = [
-    'Backend', 'StreamingBackend', 'ModelLoadError', 'TorchBackend', 'OnnxRuntimeBackend',
-    'OpenVinoBackend', 'load_backend', 'verify_backend', 'select_providers',
-    'tensorrt_cache_key', 'check_frames', 'load_checkpoint', 'BACKEND_NAMES', 'LoadPrecision',
-]
+__all__ = ['load_backend', 'verify_backend', 'backend_kind']
 
 LOGGER = logging.getLogger(__name__)
 
-#: What ``load_backend(backend=...)`` takes.
-BACKEND_NAMES = ('auto', 'torch', 'onnxruntime', 'openvino')
-LoadPrecision = Literal['fp32', 'fp16', 'bf16', 'int8']
 
-
-def _kind_of(path: Path, device: str) -> str:
+def backend_kind(path: Path, backend: str, device: str) -> str:
+    """The backend that runs ``path``: ``backend`` unless it is ``'auto'``; then openvino for an
+    ``openvino:`` device, else from the file (``.onnx`` onnxruntime, ``.xml`` openvino, ``.pt``
+    torch; by its first bytes for any other name)."""
+    if backend != 'auto':
+        return backend
     if device.startswith('openvino:'):
         return 'openvino'  # only OpenVINO runs on its devices
     suffix = path.suffix.lower()
@@ -70,41 +61,42 @@ def _kind_of(path: Path, device: str) -> str:
     return 'openvino' if head.startswith((b'<?xml', b'<net')) else 'onnxruntime'
 
 
-def load_backend(model_path: str | os.PathLike[str], *, backend: str = 'auto',
-                 device: str = 'cpu', half: bool = False, threads: int | None = None,
+def load_backend(model_path: str | os.PathLike[str], settings: BackendSettings | None = None, *,
                  providers: list[str] | None = None, streaming: bool = False,
-                 allow_5d: bool = False, spinning: bool = False,
-                 precision: LoadPrecision = 'fp32',
-                 logger: logging.Logger | None = None) -> Backend:
-    """Open ``model_path`` with the right backend and check it with a dummy run.
+                 logger: logging.Logger | None = None, **changes: Any) -> Backend:
+    """Open ``model_path`` with the backend ``settings`` ask for and check it with a dummy run.
 
-    ``backend``: ``'auto'`` (from the file: ``.pt`` torch, ``.onnx`` onnxruntime, ``.xml``
-    openvino; openvino for a device ``'openvino:...'``), ``'torch'``, ``'onnxruntime'`` or
-    ``'openvino'``. ``device``: ``'cpu'``, ``'cuda[:i]'`` (torch, ONNX Runtime) or
-    ``'openvino:CPU|GPU|GPU.N|NPU'`` (OpenVINO); for ONNX Runtime, ``'cuda'`` asks for TensorRT
-    -> CUDA -> CPU, ``'cpu'`` for the CPU provider only (unless ``providers`` are given).
-    Raises :class:`ModelLoadError` for a missing, corrupt or inconsistent model. ``half``: fp16
-    (torch on CUDA, OpenVINO); ``precision``: ``'bf16'`` (torch, OpenVINO), ``'fp16'``
-    (OpenVINO) or ``'int8'`` (OpenVINO: NNCF quantisation at load unless the file is already
-    int8). ``streaming=True`` (PyTorch checkpoints of models with ``forward_2d``/
-    ``forward_3d``, i.e. ECO-Lite) gives a backend that is a :class:`StreamingBackend`, with
-    which the recogniser runs the 2D-Net once per frame.
+    ``settings`` (:class:`BackendSettings`; ``changes`` replace some of its values, e.g.
+    ``threads=1``): ``backend`` ``'auto'`` picks it from the file (:func:`backend_kind`);
+    ``device`` ``'cpu'``, ``'cuda[:i]'`` (torch, ONNX Runtime: TensorRT -> CUDA -> CPU unless
+    ``providers`` are given) or ``'openvino:CPU|GPU|GPU.N|NPU'``; ``precision`` fp16 (torch on
+    CUDA, OpenVINO), bf16 (torch, OpenVINO) or int8 (OpenVINO: NNCF quantisation at load unless
+    the file is int8); ``threads`` 0: the library's default. ``streaming=True`` (PyTorch
+    checkpoints of models with ``forward_2d``/``forward_3d``, i.e. ECO-Lite) gives a
+    :class:`~action_recognition.runtime.protocol.StreamingBackend`.
 
-    ``spinning``: ONNX Runtime's idle intra-op threads busy-wait for work (off by default).
-
-    A model that is not 4D-only (an ONNX graph failing the exporter's rank proof, or a
-    checkpoint of a model the registry marks as 5D) is refused unless ``allow_5d``. Any failure
-    while loading or checking, out-of-memory included, is a :class:`ModelLoadError`.
+    A model that is not 4D-only (an ONNX graph without the exporter's proof, an IR with values
+    above rank 4, or a checkpoint of a model the registry marks as 5D) is refused unless
+    ``allow_5d``. Any failure while loading or checking, out-of-memory included, is a
+    :class:`ModelLoadError`.
     """
     logger = logger or LOGGER
+    try:
+        settings = replace(settings or BackendSettings(), **changes)
+    except ValueError as error:  # SettingsError
+        raise ModelLoadError(str(error)) from error
     path = Path(model_path)
     if not path.is_file():
         raise ModelLoadError(f'model file not found: {path}')
+    kind = backend_kind(path, settings.backend, settings.device)
+    problems = backend_problems(kind, settings.device, settings.precision)
+    if streaming and kind != 'torch':
+        problems.append(f'streaming needs a PyTorch checkpoint (the {kind} model is one graph)')
+    if problems:
+        raise ModelLoadError(f'{path}: ' + '; '.join(problems))
     try:
-        result = _open_backend(path, backend=backend, device=device,
-                               precision='fp16' if half else precision, threads=threads,
-                               providers=providers, streaming=streaming, allow_5d=allow_5d,
-                               spinning=spinning, logger=logger)
+        result = _open(kind, path, settings, providers=providers, streaming=streaming,
+                       logger=logger)
     except ModelLoadError:
         raise
     except Exception as error:  # MemoryError and library errors alike: the load failed
@@ -117,57 +109,28 @@ def load_backend(model_path: str | os.PathLike[str], *, backend: str = 'auto',
     return result
 
 
-def _open_backend(path: Path, *, backend: str, device: str, precision: LoadPrecision,
-                  threads: int | None, providers: list[str] | None, streaming: bool,
-                  allow_5d: bool, spinning: bool, logger: logging.Logger) -> Backend:
-    if backend not in BACKEND_NAMES:
-        raise ModelLoadError(f'unknown backend {backend!r}; use one of '
-                             f'{", ".join(map(repr, BACKEND_NAMES))}')
-    kind = _kind_of(path, device) if backend == 'auto' else backend
-    if kind != 'openvino' and device.startswith('openvino:'):
-        raise ModelLoadError(f'device {device} is an OpenVINO device: it needs backend '
-                             f"'openvino' (or 'auto'), not {kind!r}")
-    if streaming and kind != 'torch':
-        raise ModelLoadError(f'{path}: streaming needs a PyTorch checkpoint (the {kind} model '
-                             'is one graph)')
-    result: Backend
+def _open(kind: str, path: Path, settings: BackendSettings, *, providers: list[str] | None,
+          streaming: bool, logger: logging.Logger) -> Backend:
+    threads = settings.threads or None
     if kind == 'torch':
-        if precision == 'int8':
-            raise ModelLoadError('int8 applies to the openvino backend (or export with --int8 '
-                                 'for an int8 ONNX model)')
-        if threads is not None:
-            torch.set_num_threads(threads)
-        result = TorchBackend.from_checkpoint(path, device=device, precision=precision,
-                                              streaming=streaming)
-    elif kind == 'onnxruntime':
-        if precision != 'fp32':
-            raise ModelLoadError(f'{precision} applies to the torch and openvino backends; '
-                                 'export with --fp16 or --int8 for a reduced-precision ONNX '
-                                 'model')
-        if providers is None and not device.startswith('cuda'):
+        # torch is needed for .pt models only.
+        from action_recognition.runtime.torch_backend import open_torch_backend
+        return open_torch_backend(path, device=settings.device, precision=settings.precision,
+                                  threads=threads, streaming=streaming,
+                                  allow_5d=settings.allow_5d, logger=logger)
+    if kind == 'onnxruntime':
+        # onnxruntime is needed for .onnx models on this backend only.
+        from action_recognition.runtime.ort_backend import CPU
+        from action_recognition.runtime.ort_backend import OnnxRuntimeBackend
+        if providers is None and not settings.device.startswith('cuda'):
             providers = [CPU]
-        result = OnnxRuntimeBackend(path, providers=providers, threads=threads,
-                                    allow_5d=allow_5d, spinning=spinning, logger=logger)
-    else:
-        result = OpenVinoBackend(path, device=device, precision=precision, threads=threads,
-                                 allow_5d=allow_5d, logger=logger)
-    if kind == 'torch':
-        _check_registered_4d(result, path, allow_5d=allow_5d, logger=logger)
-    return result
-
-
-def _check_registered_4d(backend: Backend, path: Path, *, allow_5d: bool,
-                         logger: logging.Logger) -> None:
-    name = backend.spec.model
-    if model_info(name).four_d_only:
-        return
-    if not allow_5d:
-        backend.close()
-        raise ModelLoadError(
-            f'{path} holds {name}, a 5D model (not 4D-only). This package runs 4D-only models; '
-            'to run this one anyway set allow_5d (node parameter allow_5d:=true, '
-            '`run --allow-5d`)')
-    logger.warning('%s holds %s, a 5D model (allowed by allow_5d)', path, name)
+        return OnnxRuntimeBackend(path, providers=providers, threads=threads,
+                                  allow_5d=settings.allow_5d,
+                                  spinning=settings.thread_spinning, logger=logger)
+    # openvino (and nncf for int8) are optional: needed for the openvino backend only.
+    from action_recognition.runtime.openvino_backend import OpenVinoBackend
+    return OpenVinoBackend(path, device=settings.device, precision=settings.precision,
+                           threads=threads, allow_5d=settings.allow_5d, logger=logger)
 
 
 def verify_backend(backend: Backend, path: str | os.PathLike[str] = '<model>') -> float:

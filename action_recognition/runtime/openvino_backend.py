@@ -1,10 +1,10 @@
 """The OpenVINO backend: an exported ONNX file or an OpenVINO IR on an Intel CPU, GPU or NPU.
 
-- Files: an ONNX file written by ``action-recognition export`` (the spec from its metadata, as
-  the ONNX Runtime backend reads it, and the same 4D-only proof at load:
-  :func:`~action_recognition.io.onnx_check.check_onnx_4d_only`), or an OpenVINO IR
+- Files: an ONNX file written by ``action-recognition export`` (read as the ONNX Runtime
+  backend reads it: the spec and the recorded 4D-only proof from its metadata,
+  :func:`~action_recognition.runtime.model_file.read_onnx_model`), or an OpenVINO IR
   (``model.xml`` with ``model.bin`` beside it; the spec in the IR's ``rt_info``, see
-  :func:`~action_recognition.io.model_files.ir_spec`; 4D-only means no value computed from the
+  :func:`~action_recognition.io.specs.ir_spec`; 4D-only means no value computed from the
   input has a rank above 4 in the IR's graph). A graph that is not 4D-only is refused unless
   ``allow_5d``.
 - Devices: the package's ``'cpu'`` is OpenVINO's ``CPU``; ``'openvino:CPU'``,
@@ -18,14 +18,15 @@
   :data:`CALIBRATION_CLIPS` clips of the synthetic benchmark
   (:func:`~action_recognition.data.clips.synthetic_clips`), from the first convolution on
   (the frame normalisation before it stays in floating point, see
-  :func:`frame_normalization`); :attr:`OpenVinoBackend.model` holds the quantised graph
+  :func:`~action_recognition.io.quantize.frame_normalization`); :attr:`OpenVinoBackend.model`
+  holds the quantised graph
   (``openvino.save_model`` writes it as an IR).
 - Shapes: the graph is compiled for one clip, ``[T, 3, h, w]`` (static shapes: the fastest on a
   CPU, and what an NPU needs); a call with ``B`` clips runs them one after the other (clips are
   independent in eval mode). ``threads`` sets ``INFERENCE_NUM_THREADS`` (CPU); one stream with
   the latency hint.
-- No telemetry, NNCF's output through logging, the 4D-only check of an IR and the int8
-  quantisation: :mod:`action_recognition.io.openvino_graph`, shared with the OpenVINO
+- No telemetry and the 4D-only check of an IR: :mod:`action_recognition.io.openvino_graph`;
+  the int8 quantisation: :mod:`action_recognition.io.quantize`; both shared with the OpenVINO
   deployment target.
 - openvino and nncf are optional: imported when this backend is used (ONNX Runtime and PyTorch
   users do not need them); without them the load fails with the package to install.
@@ -41,27 +42,25 @@ from typing import Any
 from typing import Literal
 
 import numpy as np
-import onnx
-from torch import Tensor
 
 from action_recognition.data.clips import synthetic_clips
-from action_recognition.io.model_files import ir_spec
 from action_recognition.io.model_files import ir_weights_path
-from action_recognition.io.model_files import onnx_spec
 from action_recognition.io.openvino_graph import import_openvino
-from action_recognition.io.openvino_graph import is_quantized
 from action_recognition.io.openvino_graph import OpenVinoMissingError
-from action_recognition.io.openvino_graph import quantize_int8
 from action_recognition.io.openvino_graph import rank_problems
+from action_recognition.io.quantize import is_quantized_openvino
+from action_recognition.io.quantize import quantize_openvino_int8
+from action_recognition.io.specs import ir_spec
+from action_recognition.runtime.model_file import read_onnx_model
 from action_recognition.runtime.protocol import check_frames
 from action_recognition.runtime.protocol import check_logits
 from action_recognition.runtime.protocol import ModelLoadError
-from action_recognition.runtime.protocol import onnx_rank_problems
 from action_recognition.runtime.protocol import refuse_not_4d
+from action_recognition.runtime.settings import OPENVINO_DEVICE_PATTERN
 from action_recognition.spec import ModelSpec
 
 __all__ = ['OpenVinoBackend', 'OpenVinoPrecision', 'openvino_device', 'CALIBRATION_CLIPS',
-           'CALIBRATION_SEED', 'OPENVINO_DEVICE_PATTERN']
+           'CALIBRATION_SEED']
 
 LOGGER = logging.getLogger(__name__)
 
@@ -72,8 +71,6 @@ _HINTS: dict[str, str] = {'fp32': 'f32', 'fp16': 'f16', 'bf16': 'bf16', 'int8': 
 CALIBRATION_CLIPS = 32
 CALIBRATION_SEED = 0
 
-#: The package's device strings for OpenVINO devices (``'cpu'`` is OpenVINO's ``CPU`` too).
-OPENVINO_DEVICE_PATTERN = r'openvino:(CPU|GPU(\.\d+)?|NPU)'
 _DEVICE = re.compile(rf'^(cpu|{OPENVINO_DEVICE_PATTERN})$')
 
 
@@ -106,9 +103,10 @@ class OpenVinoBackend:
     device: str
     name: str
     streaming = False
+    max_batch: int | None = None  # compiled for one clip: a call's clips run one by one
 
     def __init__(self, path: str | os.PathLike[str], *, device: str = 'cpu',
-                 precision: OpenVinoPrecision = 'fp32', threads: int | None = None,
+                 precision: str = 'fp32', threads: int | None = None,
                  allow_5d: bool = False, calibration_clips: int = CALIBRATION_CLIPS,
                  calibration_seed: int = CALIBRATION_SEED,
                  logger: logging.Logger | None = None) -> None:
@@ -128,9 +126,11 @@ class OpenVinoBackend:
             raise ModelLoadError(f'the openvino backend: {error}') from error
         core = ov.Core()
         self._check_device(core)
-        is_ir = self.path.suffix.lower() == '.xml'
-        model, self.spec, problems = self._read_ir(core) if is_ir else self._read_onnx(core)
-        refuse_not_4d(problems, self.path, allow_5d=allow_5d, logger=self.logger)
+        if self.path.suffix.lower() == '.xml':
+            model, self.spec = self._read_ir(core, allow_5d=allow_5d)
+        else:
+            self.spec = read_onnx_model(self.path, allow_5d=allow_5d, logger=self.logger).spec
+            model = self._read(core, str(self.path))
         height, width = self.spec.input_size
         inputs = model.inputs
         rank = inputs[0].get_partial_shape().rank if len(inputs) == 1 else None
@@ -145,7 +145,7 @@ class OpenVinoBackend:
             raise ModelLoadError(f'{self.path}: model does not match its metadata (one clip '
                                  f'[{self.spec.num_frames}, 3, {height}, {width}]): '
                                  f'{error}') from error
-        self.quantized = is_quantized(model)
+        self.quantized = is_quantized_openvino(model)
         if precision == 'int8' and not self.quantized:
             model = self._quantize(model, calibration_clips, calibration_seed)
             self.quantized = True
@@ -167,40 +167,26 @@ class OpenVinoBackend:
         raise ModelLoadError(f'{self.path}: OpenVINO device {self.ov_device} is not available '
                              f'on this machine (available: {", ".join(available) or "none"})')
 
-    def _read_onnx(self, core: Any) -> tuple[Any, ModelSpec, list[str]]:
-        """``(openvino model, spec from the metadata, 4D-only problems)`` of an ONNX file."""
+    def _read(self, core: Any, *files: str, what: str = 'model for OpenVINO') -> Any:
         try:
-            proto = onnx.load_from_string(self.path.read_bytes())
+            return core.read_model(*files)
         except Exception as error:
-            raise ModelLoadError(f'cannot read model {self.path}: not an ONNX file '
+            raise ModelLoadError(f'cannot read {self.path}: not a valid {what} '
                                  f'({type(error).__name__}: {error})') from error
-        try:
-            spec = onnx_spec(proto, self.path)
-        except ValueError as error:
-            raise ModelLoadError(str(error)) from error
-        problems = onnx_rank_problems(proto)
-        del proto
-        try:
-            return core.read_model(str(self.path)), spec, problems
-        except Exception as error:
-            raise ModelLoadError(f'OpenVINO cannot read {self.path}: {error}') from error
 
-    def _read_ir(self, core: Any) -> tuple[Any, ModelSpec, list[str]]:
-        """``(openvino model, spec from the rt_info, 4D-only problems)`` of an IR."""
+    def _read_ir(self, core: Any, *, allow_5d: bool) -> tuple[Any, ModelSpec]:
+        """``(openvino model, spec from the rt_info)`` of an IR, checked to be 4D-only."""
         weights = ir_weights_path(self.path)
         if not weights.is_file():
             raise ModelLoadError(f'{self.path}: the IR weights file {weights.name} is missing '
                                  '(an OpenVINO IR is model.xml with model.bin beside it)')
-        try:
-            model = core.read_model(str(self.path), str(weights))
-        except Exception as error:
-            raise ModelLoadError(f'cannot read {self.path}: not a valid OpenVINO IR '
-                                 f'({type(error).__name__}: {error})') from error
+        model = self._read(core, str(self.path), str(weights), what='OpenVINO IR')
         try:
             spec = ir_spec(model, self.path)
         except ValueError as error:
             raise ModelLoadError(str(error)) from error
-        return model, spec, rank_problems(model)
+        refuse_not_4d(rank_problems(model), self.path, allow_5d=allow_5d, logger=self.logger)
+        return model, spec
 
     def _quantize(self, model: Any, clips: int, seed: int) -> Any:
         """NNCF post-training quantisation of ``model`` on synthetic calibration clips."""
@@ -210,8 +196,8 @@ class OpenVinoBackend:
         self.logger.info('%s: quantising to int8 with NNCF on %d synthetic clips (seed %d)',
                          self.path.name, clips, seed)
         try:
-            return quantize_int8(model, list(synthetic_clips(self.spec, clips, seed=seed)[0]),
-                                 logger=self.logger)
+            return quantize_openvino_int8(
+                model, list(synthetic_clips(self.spec, clips, seed=seed)[0]), logger=self.logger)
         except Exception as error:
             raise ModelLoadError(f'{self.path}: int8 quantisation failed: '
                                  f'{type(error).__name__}: {error}') from error
@@ -247,12 +233,12 @@ class OpenVinoBackend:
                                     _HINTS[precision])
         return compiled, compiled.create_infer_request()
 
-    def infer(self, frames: Tensor | np.ndarray) -> np.ndarray:
+    def infer(self, frames: np.ndarray) -> np.ndarray:
         """``uint8 [B*T, 3, h, w]`` -> float32 logits ``[B, num_classes]``, clip by clip."""
         batch = check_frames(frames, self.spec)
         if self._request is None:
             raise RuntimeError(f'{self.name}: the backend is closed')
-        array = frames.cpu().numpy() if isinstance(frames, Tensor) else frames
+        array = np.asarray(frames)
         clips = np.ascontiguousarray(array).reshape(batch, self.spec.num_frames,
                                                     *array.shape[1:])
         logits = np.empty((batch, self.spec.num_classes), np.float32)

@@ -1,10 +1,10 @@
 """The ONNX Runtime backend: an exported ONNX file, its spec read from the file's metadata.
 
 Execution providers TensorRT -> CUDA -> CPU as available, with a warning naming the fallback;
-TensorRT engines are cached under a key of model hash, TensorRT version, GPU and input shape. The
-graph is checked when it is loaded with the exporter's 4D-only proof
-(:func:`~action_recognition.io.onnx_check.check_onnx_4d_only`): a graph with rank-5 tensors or
-3D convolutions is refused unless ``allow_5d``.
+TensorRT engines are cached under a key of model hash, TensorRT version, GPU and input shape. At
+load the file's 4D-only proof recorded by the exporter is checked
+(:func:`~action_recognition.runtime.model_file.read_onnx_model`): a graph with rank-5 tensors
+or 3D convolutions is refused unless ``allow_5d``. Neither torch nor onnx is imported.
 """
 
 from __future__ import annotations
@@ -15,20 +15,16 @@ import logging
 import os
 from pathlib import Path
 import re
+import subprocess
 from typing import Any
 
 import numpy as np
-import onnx
 import onnxruntime as ort
-import torch
-from torch import Tensor
 
-from action_recognition.io.model_files import onnx_spec
+from action_recognition.runtime.model_file import read_onnx_model
 from action_recognition.runtime.protocol import check_frames
 from action_recognition.runtime.protocol import check_logits
 from action_recognition.runtime.protocol import ModelLoadError
-from action_recognition.runtime.protocol import onnx_rank_problems
-from action_recognition.runtime.protocol import refuse_not_4d
 
 __all__ = ['OnnxRuntimeBackend', 'select_providers', 'tensorrt_cache_key', 'TENSORRT', 'CUDA',
            'CPU', 'PROVIDER_PREFERENCE']
@@ -72,10 +68,14 @@ def _tensorrt_version() -> str:
 
 
 def _gpu_name() -> str:
+    """The first NVIDIA GPU's name, from ``nvidia-smi`` (no torch on this path)."""
     try:
-        if torch.cuda.is_available():
-            return torch.cuda.get_device_name(0)
-    except Exception:
+        found = subprocess.run(['nvidia-smi', '--query-gpu=name', '--format=csv,noheader'],
+                               capture_output=True, text=True, timeout=10, check=True)
+        names = found.stdout.strip().splitlines()
+        if names and names[0].strip():
+            return names[0].strip()
+    except (OSError, subprocess.SubprocessError):
         pass
     return 'unknown-gpu'
 
@@ -105,7 +105,8 @@ class OnnxRuntimeBackend:
         cache_dir: where TensorRT engines are cached (a sub-directory per
             :func:`tensorrt_cache_key`); default ``~/.cache/action_recognition/trt``.
         threads: intra-op threads for the CPU provider (``None``: ONNX Runtime's default).
-        max_batch: largest number of clips per call (TensorRT shape profile).
+        max_batch: largest number of clips per call for TensorRT (its engine's shape profile);
+            the other providers take any number.
     """
 
     def __init__(self, path: str | os.PathLike[str], providers: list[str] | None = None,
@@ -115,9 +116,11 @@ class OnnxRuntimeBackend:
 
         self.logger = logger or LOGGER
         self.path = Path(path)
-        if not self.path.is_file():
-            raise ModelLoadError(f'model file not found: {self.path}')
-        model_bytes = self.path.read_bytes()
+        model = read_onnx_model(self.path, allow_5d=allow_5d, logger=self.logger)
+        model_bytes = model.data
+        self.spec = model.spec
+        self.rank_problems = list(model.proof.problems)
+        self.max_batch: int | None = max_batch
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
@@ -129,18 +132,6 @@ class OnnxRuntimeBackend:
         options.add_session_config_entry('session.intra_op.allow_spinning',
                                          '1' if spinning else '0')
         chosen = select_providers(providers, logger=self.logger)
-        try:
-            proto = onnx.load_from_string(model_bytes)
-        except Exception as error:
-            raise ModelLoadError(f'cannot read model {self.path}: not an ONNX file '
-                                 f'({type(error).__name__}: {error})') from error
-        try:
-            self.spec = onnx_spec(proto, self.path)
-        except ValueError as error:
-            raise ModelLoadError(str(error)) from error
-        self.rank_problems = onnx_rank_problems(proto)
-        refuse_not_4d(self.rank_problems, self.path, allow_5d=allow_5d, logger=self.logger)
-        del proto
         height, width = self.spec.input_size
         frames = self.spec.num_frames
         provider_list: list[Any] = []
@@ -175,6 +166,8 @@ class OnnxRuntimeBackend:
             self.logger.warning('ONNX Runtime could not start %s for %s; running on %s',
                                 chosen[0], self.path.name, used[0])
         self.providers = used
+        if not used or used[0] != TENSORRT:
+            self.max_batch = None  # only a TensorRT engine is built for a batch size
         self.device = 'cuda' if used and used[0] in (TENSORRT, CUDA) else 'cpu'
         self.name = 'onnxruntime-' + (used[0].replace('ExecutionProvider', '').lower()
                                       if used else 'none')
@@ -188,9 +181,10 @@ class OnnxRuntimeBackend:
         self.output_name = outputs[0].name
         self.streaming = False
 
-    def infer(self, frames: Tensor | np.ndarray) -> np.ndarray:
+    def infer(self, frames: np.ndarray) -> np.ndarray:
+        """``uint8 [B*T, 3, h, w]`` -> float32 logits ``[B, num_classes]``."""
         batch = check_frames(frames, self.spec)
-        array = frames.cpu().numpy() if isinstance(frames, Tensor) else frames
+        array = np.asarray(frames)
         (logits,) = self.session.run([self.output_name],
                                      {self.input_name: np.ascontiguousarray(array)})
         return check_logits(np.asarray(logits, dtype=np.float32), batch, self.spec, self.name)

@@ -10,6 +10,7 @@ features in its ring and runs the per-frame part only on frames a window has not
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 import logging
 import os
 from typing import Any
@@ -17,14 +18,11 @@ from typing import Protocol
 from typing import runtime_checkable
 
 import numpy as np
-import torch
-from torch import Tensor
 
-from action_recognition.io.onnx_check import check_onnx_4d_only
 from action_recognition.spec import ModelSpec
 
 __all__ = ['Backend', 'StreamingBackend', 'ModelLoadError', 'check_frames', 'check_logits',
-           'onnx_rank_problems', 'refuse_not_4d']
+           'refuse_not_4d']
 
 
 class ModelLoadError(RuntimeError):
@@ -42,14 +40,17 @@ class Backend(Protocol):
         name: what the diagnostics and the benchmark call it (``'onnxruntime-cpu'``).
         streaming: whether it offers the :class:`StreamingBackend` methods and they should be
             used (a torch backend asked to stream, for a model that can).
+        max_batch: the most clips one :meth:`infer` call takes (``None``: any number; ONNX
+            Runtime's TensorRT engine is built for at most this many).
     """
 
     spec: ModelSpec
     device: str
     name: str
     streaming: bool
+    max_batch: int | None
 
-    def infer(self, frames: Tensor | np.ndarray) -> np.ndarray:
+    def infer(self, frames: Any) -> np.ndarray:
         """``uint8 [B*T, 3, h, w]`` -> float32 logits ``[B, num_classes]``."""
         ...
 
@@ -62,16 +63,18 @@ class Backend(Protocol):
 class StreamingBackend(Backend, Protocol):
     """A backend whose per-frame part (ECO-Lite's 2D-Net) runs on its own."""
 
-    def frame_features(self, frames: Tensor | np.ndarray) -> Tensor:
-        """``uint8 [N, 3, h, w]`` -> per-frame features ``[N, C, h', w']`` (on the device)."""
+    def frame_features(self, frames: np.ndarray) -> Any:
+        """``uint8 [N, 3, h, w]`` -> per-frame features ``[N, C, h', w']`` (on the device;
+        ``features[i:i + 1]`` is frame ``i``'s)."""
         ...
 
-    def infer_features(self, features: Tensor) -> np.ndarray:
-        """Features ``[B*T, C, h', w']`` of whole clips -> float32 logits ``[B, classes]``."""
+    def infer_features(self, features: Sequence[Any]) -> np.ndarray:
+        """The per-frame features ``[1, C, h', w']`` of whole clips, ``B*T`` of them in clip
+        order -> float32 logits ``[B, classes]``."""
         ...
 
 
-def check_frames(frames: Tensor | np.ndarray, spec: ModelSpec) -> int:
+def check_frames(frames: Any, spec: ModelSpec) -> int:
     """Validate ``[B*T, 3, h, w]`` input frames against ``spec``; returns ``B``."""
     shape = tuple(frames.shape)
     height, width = spec.input_size
@@ -82,7 +85,7 @@ def check_frames(frames: Tensor | np.ndarray, spec: ModelSpec) -> int:
             f'the leading axis {shape[0]} is not a positive multiple of the clip length '
             f'{spec.num_frames}')
     dtype = frames.dtype
-    if dtype not in (torch.uint8, np.uint8):
+    if str(dtype) not in ('uint8', 'torch.uint8'):
         raise ValueError(f'frames must be uint8 (normalisation happens in the model), got {dtype}')
     return shape[0] // spec.num_frames
 
@@ -94,15 +97,6 @@ def check_logits(logits: np.ndarray, batch: int, spec: ModelSpec, what: str) -> 
             f'{what} returned logits of shape {logits.shape}, expected '
             f'{(batch, spec.num_classes)} ({spec.num_classes} labels)')
     return logits
-
-
-def onnx_rank_problems(proto: Any) -> list[str]:
-    """The exporter's 4D-only proof on a loaded ONNX graph: its problems (empty: 4D-only); a
-    proof that cannot run is a problem too."""
-    try:
-        return check_onnx_4d_only(proto)
-    except Exception as error:
-        return [f'the rank check could not run ({type(error).__name__}: {error})']
 
 
 def refuse_not_4d(problems: list[str], path: str | os.PathLike[str], *, allow_5d: bool,

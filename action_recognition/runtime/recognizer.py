@@ -1,452 +1,215 @@
-"""The recogniser: frames in, smoothed and debounced action recognitions out (no ROS).
+"""The recogniser: independent streams over one loaded backend, their due windows in one call.
 
-Per frame (:meth:`Recognizer.push`, or :meth:`~Recognizer.submit` in a camera callback and
-:meth:`~Recognizer.run_latest` on a worker thread):
-
-1. the frame (``uint8`` RGB ``[H, W, 3]`` of any size, its stamp in integer nanoseconds) is
-   checked once, resized and centre-cropped once
-   (:func:`~action_recognition.data.preprocess.prepare_frame`) and copied into the
-   preallocated ring of a :class:`~action_recognition.runtime.clip_buffer.ClipBuffer` as
-   ``[3, h, w]``;
-2. every ``hop`` frames, once the ring holds a clip, the clip sampled as the model was trained
-   (one gather from the ring, ``[T, 3, h, w]``) goes through the backend (only the latest clip:
-   a clip not run before the next one is due is dropped as stale);
-3. logits -> softmax -> temporal smoothing over windows (``'none'``, ``'mean'`` of the last
-   ``smoothing_window`` windows, or ``'ema'`` with ``ema_alpha``) -> top-k above the score
-   threshold; hysteresis turns scores into ``started``/``ended`` events reported once per
-   action: an action starts when its smoothed score reaches ``on`` and ends only when it falls
-   below ``off < on``. A restart of the ring (a gap, a stamp going backwards, a change of
-   resolution) starts the smoothing afresh and ends the active actions.
-
-The result, :class:`Recognition`, is the one result type every output takes: the sinks (JSON
-lines, MCAP, annotated video) and the ROS publisher. Bad input never raises out of
-:meth:`push`/:meth:`submit`/:meth:`run_latest`: empty or malformed frames are dropped with a
-throttled log line and counted; a failed or non-finite inference is dropped, logged and counted.
+A :class:`Recognizer` holds any number of :class:`~action_recognition.runtime.stream.Stream`
+objects (one per camera; one per tracked person), each with its own ring, schedule, smoothing
+and hysteresis, over one backend. :meth:`Recognizer.run_due` takes every stream's due window and
+runs them through the backend in one call, ``uint8 [B*T, 3, h, w]`` for ``B`` windows: one batch
+where the backend batches (PyTorch, ONNX Runtime), one clip after another inside that call where
+it is compiled for one clip (OpenVINO's static shapes); a backend with a ``max_batch`` gets
+batches of at most that many windows. Each window's logits go back to its own stream, so the
+results equal those of separate runs (``test_recognizer``).
 
 With a :class:`~action_recognition.runtime.protocol.StreamingBackend` (a torch backend with
-``streaming=True``), the per-frame 2D features are cached in the ring, so each window runs the
-2D-Net only on the frames it has not seen.
+``streaming=True``), the per-frame 2D features are cached in the rings, so each window runs the
+2D-Net only on the frames it has not seen, the frames of all due windows in one call.
+
+One stream, the ``''`` one, is there from the start: a camera or a file needs nothing else
+(:meth:`~Recognizer.push` = :meth:`~Recognizer.submit_image` then :meth:`~Recognizer.run_due`).
+Bad input never raises: a frame refused by the frame check, a failed or non-finite inference are
+logged (throttled) and counted in the stream's :class:`~action_recognition.runtime.stream.
+StreamCounters`.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from dataclasses import dataclass
-from dataclasses import field
+from collections.abc import Iterable
 import logging
 import threading
 import time
 from typing import Any
-from typing import Literal
 
 import numpy as np
-import torch
 
-from action_recognition.data.preprocess import prepare_frame
-from action_recognition.logs import Throttle
-from action_recognition.runtime.clip_buffer import Clip
-from action_recognition.runtime.clip_buffer import ClipBuffer
+from action_recognition.runtime.frames import Frame
+from action_recognition.runtime.frames import FrameError
+from action_recognition.runtime.frames import make_frame
 from action_recognition.runtime.protocol import Backend
 from action_recognition.runtime.protocol import StreamingBackend
+from action_recognition.runtime.results import Recognition
+from action_recognition.runtime.settings import StreamSettings
+from action_recognition.runtime.stream import Stream
+from action_recognition.runtime.stream import StreamCounters
+from action_recognition.runtime.stream import Window
 from action_recognition.spec import ModelSpec
 
-__all__ = ['Recognizer', 'Recognition', 'ActionEvent', 'softmax', 'Smoother', 'Hysteresis']
+__all__ = ['Recognizer', 'DEFAULT_STREAM']
 
-Smoothing = Literal['none', 'mean', 'ema']
-
-
-@dataclass(frozen=True)
-class ActionEvent:
-    """An action starting or ending: ``kind`` is ``'started'`` or ``'ended'``."""
-
-    kind: Literal['started', 'ended']
-    label: str
-    class_index: int
-    stamp_ns: int
-    score: float
-
-    def __str__(self) -> str:
-        return f'{self.kind}:{self.label}'
-
-
-@dataclass
-class Recognition:
-    """The result of one window: what every sink and the ROS publisher take.
-
-    Attributes:
-        frame_index: index in its source of the window's last frame (a video's frame number, a
-            recording's message number, the node's count of images received).
-        stamp_ns: stamp of the window's last frame, integer nanoseconds (exact: message headers
-            are built from it).
-        frame_id: frame id of the window's last frame.
-        top: ``(label, score)`` pairs, best first, at most ``top_k``, scores above the threshold.
-        scores: float32 ``[num_classes]`` smoothed class probabilities.
-        raw_scores: float32 ``[num_classes]`` this window's probabilities before smoothing.
-        events: actions that started or ended with this window.
-        latency_s: seconds from the last frame's arrival to the result.
-        inference_s: seconds the backend took.
-    """
-
-    frame_index: int
-    stamp_ns: int
-    frame_id: str
-    top: list[tuple[str, float]]
-    scores: np.ndarray
-    raw_scores: np.ndarray
-    events: list[ActionEvent] = field(default_factory=list)
-    latency_s: float = 0.0
-    inference_s: float = 0.0
-
-    @property
-    def stamp(self) -> float:
-        """Stamp of the window's last frame in seconds (for display)."""
-        return self.stamp_ns * 1e-9
-
-    def to_json(self) -> dict[str, Any]:
-        """The JSON line of ``action-recognition run``: ``frame``, ``stamp`` (s), ``stamp_ns``,
-        ``frame_id``, ``top`` (best first) and ``events`` (``'started:<label>'``)."""
-        return {
-            'frame': int(self.frame_index),
-            'stamp': round(self.stamp, 9),
-            'stamp_ns': int(self.stamp_ns),
-            'frame_id': self.frame_id,
-            'top': [{'label': label, 'score': round(float(score), 6)}
-                    for label, score in sorted(self.top, key=lambda p: -p[1])],
-            'events': [str(event) for event in self.events],
-        }
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Numerically stable softmax over the last axis."""
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)
-
-
-class Smoother:
-    """Temporal smoothing of score vectors over consecutive windows."""
-
-    def __init__(self, mode: Smoothing = 'none', *, window: int = 4, alpha: float = 0.5) -> None:
-        if mode not in ('none', 'mean', 'ema'):
-            raise ValueError(f"smoothing must be 'none', 'mean' or 'ema', got {mode!r}")
-        if window < 1:
-            raise ValueError(f'smoothing_window must be >= 1, got {window}')
-        if not 0.0 < alpha <= 1.0:
-            raise ValueError(f'ema_alpha must be in (0, 1], got {alpha}')
-        self.mode = mode
-        self.window = window
-        self.alpha = alpha
-        self._history: deque[np.ndarray] = deque(maxlen=window)
-        self._ema: np.ndarray | None = None
-
-    def reset(self) -> None:
-        self._history.clear()
-        self._ema = None
-
-    def __call__(self, scores: np.ndarray) -> np.ndarray:
-        if self.mode == 'mean':
-            self._history.append(scores)
-            return np.mean(np.stack(self._history), axis=0).astype(np.float32)
-        if self.mode == 'ema':
-            self._ema = scores.copy() if self._ema is None else \
-                self.alpha * scores + (1.0 - self.alpha) * self._ema
-            return self._ema.astype(np.float32)
-        return scores
-
-
-class Hysteresis:
-    """Per-class on/off thresholds: an action starts at ``score >= on``, ends at ``< off``."""
-
-    def __init__(self, on: float, off: float) -> None:
-        if not 0.0 <= off <= on <= 1.0:
-            raise ValueError(f'hysteresis needs 0 <= off <= on <= 1, got on={on}, off={off}')
-        self.on = on
-        self.off = off
-        self.active: set[int] = set()
-
-    def reset(self) -> None:
-        self.active.clear()
-
-    def update(self, scores: np.ndarray, labels: tuple[str, ...],
-               stamp_ns: int) -> list[ActionEvent]:
-        events = []
-        for index in sorted(self.active):
-            if scores[index] < self.off:
-                self.active.discard(index)
-                events.append(ActionEvent('ended', labels[index], index, stamp_ns,
-                                          float(scores[index])))
-        for found in np.flatnonzero(scores >= self.on):
-            index = int(found)
-            if index not in self.active:
-                self.active.add(index)
-                events.append(ActionEvent('started', labels[index], index, stamp_ns,
-                                          float(scores[index])))
-        return events
-
-
-def _frame_problem(frame: Any) -> str | None:
-    if not isinstance(frame, np.ndarray):
-        return f'not a numpy array ({type(frame).__name__})'
-    if frame.ndim != 3 or frame.shape[2] != 3:
-        return f'shape {frame.shape} is not [H, W, 3]'
-    if frame.dtype != np.uint8:
-        return f'dtype {frame.dtype} is not uint8'
-    if frame.shape[0] < 2 or frame.shape[1] < 2:
-        return f'empty frame of shape {frame.shape}'
-    return None
+#: The key of the stream every recogniser starts with.
+DEFAULT_STREAM = ''
 
 
 class Recognizer:
-    """Frames in, :class:`Recognition` results out, for one stream.
+    """Streams of frames in, :class:`~action_recognition.runtime.results.Recognition` out.
 
     Args:
         backend: a :class:`~action_recognition.runtime.protocol.Backend` (a
             :class:`~action_recognition.runtime.protocol.StreamingBackend` when it streams).
-        hop: run a clip every ``hop`` frames (once the buffer holds a clip).
-        top_k: number of ``(label, score)`` pairs reported.
-        score_threshold: pairs scoring below this are left out of ``top``.
-        smoothing: ``'none'``, ``'mean'`` (last ``smoothing_window`` windows) or ``'ema'``.
-        hysteresis: ``(on, off)`` score thresholds for started/ended events; ``None``: no events.
-        max_gap_s: a larger gap between frame stamps restarts the buffer.
-        window: frames covered by a TSN (segments) clip; default the spec's clip span.
+        settings: every stream's settings (:class:`StreamSettings`; default: its defaults).
+        spec: the model's spec, when it differs from ``backend.spec`` (labels from a label file).
     """
 
-    def __init__(self, backend: Backend, *, hop: int = 1, top_k: int = 5,
-                 score_threshold: float = 0.0, smoothing: Smoothing = 'none',
-                 smoothing_window: int = 4, ema_alpha: float = 0.5,
-                 hysteresis: tuple[float, float] | None = (0.5, 0.3),
-                 max_gap_s: float | None = 1.0, window: int | None = None,
-                 logger: logging.Logger | None = None) -> None:
+    def __init__(self, backend: Backend, settings: StreamSettings | None = None, *,
+                 spec: ModelSpec | None = None, logger: logging.Logger | None = None) -> None:
         self.backend = backend
+        self.spec = spec or backend.spec
+        self.settings = settings or StreamSettings()
         self.logger = logger or logging.getLogger(__name__)
-        self._throttle = Throttle(self.logger)
-        self.buffer = ClipBuffer(backend.spec, window=window, max_gap_s=max_gap_s,
-                                 logger=self.logger)
-        self.hop = hop
-        self.top_k = top_k
-        self.score_threshold = score_threshold
-        self._smoother = Smoother(smoothing, window=smoothing_window, alpha=ema_alpha)
-        self._hysteresis = Hysteresis(*hysteresis) if hysteresis is not None else None
-        self._stream: StreamingBackend | None = \
+        self._stream_backend: StreamingBackend | None = \
             backend if backend.streaming and isinstance(backend, StreamingBackend) else None
         self._lock = threading.Lock()
         self._infer_lock = threading.Lock()
-        self._pending = False
-        self._scheduled_generation = -1
-        self._smoothed_generation: int | None = None  # the stream the smoothing state is of
-        self._arrival: deque[tuple[int, float]] = deque(maxlen=self.buffer.capacity)
-        self.frames_in = 0
-        self.frames_dropped = 0
-        self.clips_run = 0
-        self.clips_dropped = 0
-        self.errors = 0
+        self._streams: dict[str, Stream] = {}
+        self._retired = StreamCounters()
+        self.stream(DEFAULT_STREAM)
 
     @property
     def streaming(self) -> bool:
         """Whether per-frame features are cached (a streaming backend)."""
-        return self._stream is not None
+        return self._stream_backend is not None
 
-    @property
-    def spec(self) -> ModelSpec:
-        """The backend's model spec (labels, clip sampling, preprocessing)."""
-        return self.backend.spec
+    # -- streams -----------------------------------------------------------------------------
 
-    # -- run-time settings -----------------------------------------------------------------
+    def stream(self, key: str = DEFAULT_STREAM) -> Stream:
+        """The stream ``key``, made with the recogniser's settings on first use."""
+        with self._lock:
+            found = self._streams.get(key)
+            if found is None:
+                found = Stream(self.spec, self.settings, key=key, logger=self.logger)
+                self._streams[key] = found
+            return found
 
-    @property
-    def hop(self) -> int:
-        return self._hop
+    def keys(self) -> list[str]:
+        with self._lock:
+            return list(self._streams)
 
-    @hop.setter
-    def hop(self, value: int) -> None:
-        if int(value) < 1:
-            raise ValueError(f'hop must be >= 1, got {value}')
-        self._hop = int(value)
+    def remove_stream(self, key: str) -> None:
+        """Forget stream ``key`` (its counters stay in :meth:`counters`)."""
+        with self._lock:
+            gone = self._streams.pop(key, None)
+            if gone is not None:
+                self._retired = self._retired + gone.counters
 
-    @property
-    def top_k(self) -> int:
-        return self._top_k
+    def apply(self, settings: StreamSettings) -> None:
+        """New settings for every stream (a run-time change)."""
+        with self._lock:
+            self.settings = settings
+            streams = list(self._streams.values())
+        for stream in streams:
+            stream.apply(settings)
 
-    @top_k.setter
-    def top_k(self, value: int) -> None:
-        if int(value) < 1:
-            raise ValueError(f'top_k must be >= 1, got {value}')
-        self._top_k = int(value)
-
-    @property
-    def score_threshold(self) -> float:
-        return self._score_threshold
-
-    @score_threshold.setter
-    def score_threshold(self, value: float) -> None:
-        if not 0.0 <= float(value) <= 1.0:
-            raise ValueError(f'score_threshold must be in [0, 1], got {value}')
-        self._score_threshold = float(value)
-
-    @property
-    def smoothing(self) -> Smoothing:
-        return self._smoother.mode
-
-    @smoothing.setter
-    def smoothing(self, value: Smoothing) -> None:
-        self._smoother = Smoother(value, window=self._smoother.window,
-                                  alpha=self._smoother.alpha)
-
-    @property
-    def active_actions(self) -> list[str]:
-        """Labels of the actions started and not yet ended."""
-        if self._hysteresis is None:
-            return []
-        labels = self.spec.label_names
-        return [labels[i] for i in sorted(self._hysteresis.active)]
+    def counters(self) -> StreamCounters:
+        """The totals of every stream, removed ones included."""
+        with self._lock:
+            streams = list(self._streams.values())
+            total = self._retired
+        for stream in streams:
+            total = total + stream.counters
+        return total
 
     def reset(self) -> None:
-        """Forget the buffered frames, smoothing state and active actions (counters kept)."""
+        """Forget every stream's frames, smoothing and active actions (counters kept)."""
         with self._lock:
-            self.buffer.clear()
-            self._pending = False
-            self._arrival.clear()
-            self._smoother.reset()
-            if self._hysteresis is not None:
-                self._hysteresis.reset()
+            streams = list(self._streams.values())
+        for stream in streams:
+            stream.reset()
 
     # -- frames in ---------------------------------------------------------------------------
 
-    def submit(self, frame: Any, stamp_ns: int, frame_id: str = '', *,
-               index: int | None = None) -> bool:
-        """Check, prepare and buffer one frame; returns whether a clip is now due.
+    def submit(self, frame: Frame, *, stream: str = DEFAULT_STREAM) -> bool:
+        """Buffer a checked frame in stream ``stream``; whether a window is now due there."""
+        return self.stream(stream).submit(frame)
 
-        ``frame``: ``uint8`` RGB ``[H, W, 3]``; ``stamp_ns``: its stamp in integer nanoseconds;
-        ``index``: its index in the source (default: its position in this stream). Safe to call
-        from a camera callback while :meth:`run_latest` runs on another thread. Bad frames are
-        dropped (logged, throttled; counted in ``frames_dropped``).
-        """
-        arrival = time.perf_counter()
-        self.frames_in += 1
-        problem = _frame_problem(frame)
-        if problem is None:
-            if isinstance(stamp_ns, (bool, float)) or not isinstance(stamp_ns, (int, np.integer)):
-                problem = f'stamp {stamp_ns!r} is not integer nanoseconds'
-            else:
-                try:
-                    prepared = prepare_frame(frame, self.spec).transpose(2, 0, 1)
-                except Exception as error:
-                    problem = str(error)
-        if problem is not None:
-            self.frames_dropped += 1
-            self._throttle.warning('frame', f'dropping frame {frame_id or self.frames_in}: '
-                                   f'{problem}')
+    def submit_image(self, image: Any, stamp_ns: int, frame_id: str = '', *,
+                     index: int | None = None, stream: str = DEFAULT_STREAM) -> bool:
+        """Check an RGB ``uint8 [H, W, 3]`` image with its stamp in integer nanoseconds
+        (:func:`~action_recognition.runtime.frames.make_frame`) and buffer it; a refused one is
+        counted in the stream's ``frames_dropped`` and logged. ``index``: its index in the
+        source (default: its position in the stream)."""
+        target = self.stream(stream)
+        try:
+            frame = make_frame(image, stamp_ns, frame_id,
+                               target.buffer.frames_pushed if index is None else index)
+        except FrameError as error:
+            target.refuse(str(error), frame_id)
             return False
-        with self._lock:
-            position = self.buffer.push(prepared, int(stamp_ns), frame_id, index=index,
-                                        source_shape=frame.shape)
-            self._arrival.append((position, arrival))
-            # The first clip of a (re)filled buffer runs as soon as it is full; later clips
-            # every `hop` frames.
-            due = self.buffer.ready() and (
-                self._scheduled_generation != self.buffer.generation
-                or self.buffer.frames_since_last_clip >= self.hop)
-            if due:
-                if self._pending:
-                    self.clips_dropped += 1
-                self._pending = True
-                self._scheduled_generation = self.buffer.generation
-                self.buffer.frames_since_last_clip = 0
-            return due
+        return target.submit(frame)
+
+    def push(self, image: Any, stamp_ns: int, frame_id: str = '', *, index: int | None = None,
+             stream: str = DEFAULT_STREAM) -> Recognition | None:
+        """:meth:`submit_image`, then run that stream's window if one is due (one thread)."""
+        if not self.submit_image(image, stamp_ns, frame_id, index=index, stream=stream):
+            return None
+        results = self.run_due([stream])
+        return results[0] if results else None
+
+    # -- inference ---------------------------------------------------------------------------
 
     def run_latest(self) -> Recognition | None:
-        """Run the latest due clip, if any; returns its recognition or ``None``.
+        """Run the default stream's due window, if any (the node and ``run`` have one)."""
+        results = self.run_due([DEFAULT_STREAM])
+        return results[0] if results else None
 
-        Never raises: a failing or non-finite inference is logged and counted (``errors`` for
-        exceptions, ``clips_dropped`` for non-finite outputs).
-        """
+    def run_due(self, streams: Iterable[str] | None = None) -> list[Recognition]:
+        """Run the due window of every stream (or of ``streams``) in one backend call; their
+        recognitions, in stream order. Never raises (see the module docstring)."""
         with self._lock:
-            if not self._pending:
-                return None
-            self._pending = False
-            if not self.buffer.ready():  # the buffer restarted after the clip was due
-                self.clips_dropped += 1
-                return None
-            clip = self.buffer.latest_clip(mark=False)
-            newest = int(clip.indices[-1])
-            arrival = next((t for p, t in reversed(self._arrival) if p == newest),
-                           time.perf_counter())
+            chosen = list(self._streams.values()) if streams is None else \
+                [self._streams[key] for key in streams if key in self._streams]
+        windows = [window for stream in chosen if (window := stream.take()) is not None]
+        if not windows:
+            return []
+        limit = getattr(self.backend, 'max_batch', None) or len(windows)
+        results = []
+        for start in range(0, len(windows), limit):
+            results += self._run(windows[start:start + limit])
+        return results
+
+    def _run(self, windows: list[Window]) -> list[Recognition]:
         with self._infer_lock:
+            start = time.perf_counter()
             try:
-                start = time.perf_counter()
-                logits = self._infer(clip)
-                inference_s = time.perf_counter() - start
+                logits = np.asarray(self._infer(windows))
             except Exception as error:
-                with self._lock:
-                    self.errors += 1
-                self._throttle.warning('inference', f'inference failed on the clip ending at '
-                                       f'frame {clip.frame_index}: {error}')
-                return None
-            if logits.shape != (self.spec.num_classes,) or not np.isfinite(logits).all():
-                with self._lock:
-                    self.clips_dropped += 1
-                self._throttle.warning('output', f'dropping the clip ending at frame '
-                                       f'{clip.frame_index}: non-finite or malformed output '
-                                       f'{logits.shape}')
-                return None
-            with self._lock:
-                self.clips_run += 1
-            return self._postprocess(clip, logits, arrival, inference_s)
+                for window in windows:
+                    window.stream.failed(window, error)
+                return []
+            inference_s = time.perf_counter() - start
+        rows = list(logits) if logits.ndim == 2 and len(logits) == len(windows) else \
+            [logits] * len(windows)  # malformed: every stream drops its window, naming it
+        results = []
+        for window, row in zip(windows, rows):
+            result = window.stream.finish(window, row, inference_s)
+            if result is not None:
+                results.append(result)
+        return results
 
-    def push(self, frame: Any, stamp_ns: int, frame_id: str = '', *,
-             index: int | None = None) -> Recognition | None:
-        """:meth:`submit` then :meth:`run_latest` in one call (single-threaded use)."""
-        if self.submit(frame, stamp_ns, frame_id, index=index):
-            return self.run_latest()
-        return None
+    def _infer(self, windows: list[Window]) -> np.ndarray:
+        if self._stream_backend is None:
+            frames = windows[0].clip.frames if len(windows) == 1 else \
+                np.concatenate([window.clip.frames for window in windows])
+            return self.backend.infer(frames)
+        return self._infer_streaming(self._stream_backend, windows)
 
-    # -- internals ---------------------------------------------------------------------------
-
-    def _infer(self, clip: Clip) -> np.ndarray:
-        if self._stream is None:
-            return np.asarray(self.backend.infer(clip.frames))[0]
-        missing = [i for i, cached in enumerate(clip.features) if cached is None]
-        features = list(clip.features)
+    @staticmethod
+    def _infer_streaming(backend: StreamingBackend, windows: list[Window]) -> np.ndarray:
+        """The 2D-Net on the frames no window has seen (one call), then the clip head."""
+        features: list[list[Any]] = [list(window.clip.features) for window in windows]
+        missing = [(w, row) for w, window in enumerate(windows)
+                   for row, cached in enumerate(window.clip.features) if cached is None]
         if missing:
-            new = self._stream.frame_features(clip.frames[missing])
-            for row, i in enumerate(missing):
-                features[i] = new[row:row + 1]
-                self.buffer.cache_features(int(clip.indices[i]), features[i])
-        return np.asarray(self._stream.infer_features(torch.cat(features)))[0]
-
-    def _restart_smoothing(self, clip: Clip) -> list[ActionEvent]:
-        """Start smoothing and hysteresis afresh when ``clip`` follows a buffer restart.
-
-        A restart (gap, backwards stamp, resolution change) separates two streams: scores of the
-        old one must not leak into the new one. Actions still active are reported as ended.
-        """
-        previous, self._smoothed_generation = self._smoothed_generation, clip.generation
-        if previous is None or previous == clip.generation:
-            return []
-        self._smoother.reset()
-        if self._hysteresis is None:
-            return []
-        labels = self.spec.label_names
-        ended = [ActionEvent('ended', labels[i], i, clip.stamp_ns, 0.0)
-                 for i in sorted(self._hysteresis.active)]
-        self._hysteresis.reset()
-        return ended
-
-    def _postprocess(self, clip: Clip, logits: np.ndarray, arrival: float,
-                     inference_s: float) -> Recognition:
-        raw = softmax(logits.astype(np.float64)).astype(np.float32)
-        events = self._restart_smoothing(clip)
-        scores = self._smoother(raw)
-        labels = self.spec.label_names
-        order = np.argsort(-scores, kind='stable')[:self.top_k]
-        top = [(labels[i], float(scores[i])) for i in order
-               if scores[i] >= self.score_threshold]
-        if self._hysteresis is not None:
-            events += self._hysteresis.update(scores, labels, clip.stamp_ns)
-        for event in events:
-            self.logger.info('action %s: %s (score %.2f) at %.3f', event.kind, event.label,
-                             event.score, event.stamp_ns * 1e-9)
-        return Recognition(
-            frame_index=clip.frame_index, stamp_ns=clip.stamp_ns, frame_id=clip.frame_id,
-            top=top, scores=scores, raw_scores=raw, events=events,
-            latency_s=time.perf_counter() - arrival, inference_s=inference_s)
+            new = backend.frame_features(np.stack([windows[w].clip.frames[row]
+                                                   for w, row in missing]))
+            for i, (w, row) in enumerate(missing):
+                features[w][row] = new[i:i + 1]
+                windows[w].stream.cache_features(windows[w], row, features[w][row])
+        return backend.infer_features([item for clip in features for item in clip])

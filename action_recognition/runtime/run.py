@@ -2,9 +2,10 @@
 
 What ``action-recognition run`` (:mod:`action_recognition.cli.run`) does: a
 :class:`~action_recognition.runtime.sources.FrameSource` (video, camera, rosbag2 recording)
-yields frames with their stamps in integer nanoseconds and their index in the source; the same
-:class:`~action_recognition.runtime.recognizer.Recognizer` as the ROS node turns them into
-:class:`~action_recognition.runtime.recognizer.Recognition` results (one clip every ``hop``
+yields checked frames with their stamps in integer nanoseconds and their index in the source;
+the same :class:`~action_recognition.runtime.recognizer.Recognizer` as the ROS node (built by
+:mod:`action_recognition.runtime.pipeline`) turns them into
+:class:`~action_recognition.runtime.results.Recognition` results (one clip every ``hop``
 frames, the first as soon as a clip is buffered, so a video of exactly one clip span gives
 exactly one recognition), which go to every sink as they are. A progress bar runs on inputs of
 known length and a :class:`RunSummary` ends the run.
@@ -14,19 +15,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from dataclasses import field
-import logging
 import sys
 import time
 
-from action_recognition.runtime.protocol import Backend
-from action_recognition.runtime.recognizer import Recognition
+from action_recognition.runtime.frames import BAD_FRAME
 from action_recognition.runtime.recognizer import Recognizer
-from action_recognition.runtime.recognizer import Smoothing
+from action_recognition.runtime.results import Recognition
 from action_recognition.runtime.sinks import Sink
 from action_recognition.runtime.sources import FrameSource
 from action_recognition.runtime.sources import SourceError
 
-__all__ = ['RunSummary', 'run_stream', 'build_recognizer']
+__all__ = ['RunSummary', 'run_stream']
 
 
 @dataclass
@@ -59,14 +58,6 @@ class RunSummary:
         return text
 
 
-def build_recognizer(backend: Backend, *, hop: int, top_k: int, threshold: float,
-                     smoothing: Smoothing) -> Recognizer:
-    """The :class:`Recognizer` shared by ``run`` and the node core (same settings)."""
-    return Recognizer(backend, hop=hop, top_k=top_k, score_threshold=threshold,
-                      smoothing=smoothing,
-                      logger=logging.getLogger('action_recognition.recognizer'))
-
-
 def run_stream(source: FrameSource, recognizer: Recognizer, sinks: list[Sink], *,
                progress: bool = True, max_frames: int | None = None) -> RunSummary:
     """Every frame of ``source`` through ``recognizer`` into ``sinks``; returns the summary.
@@ -97,8 +88,7 @@ def run_stream(source: FrameSource, recognizer: Recognizer, sinks: list[Sink], *
                 break
             if max_frames is not None and count >= max_frames:
                 break
-            result = recognizer.push(frame.image, frame.stamp_ns, frame.frame_id,
-                                     index=frame.index)
+            result = recognizer.run_latest() if recognizer.submit(frame) else None
             if result is not None:
                 latest = result
                 for sink in sinks:
@@ -111,12 +101,14 @@ def run_stream(source: FrameSource, recognizer: Recognizer, sinks: list[Sink], *
                 bar.set_postfix_str(f'{latest.top[0][0]} {latest.top[0][1]:.2f}', refresh=False)
     finally:
         bar.close()
+        counters = recognizer.counters()
         summary.seconds = time.perf_counter() - start
         summary.frames_read = source.frames_read
-        summary.frames_dropped = source.frames_dropped + recognizer.frames_dropped
-        summary.drop_reasons = dict(source.drop_reasons)
-        if recognizer.frames_dropped:
-            summary.drop_reasons['bad frame'] = recognizer.frames_dropped
-        summary.clips_dropped = recognizer.clips_dropped
-        summary.errors = recognizer.errors
+        summary.frames_dropped = source.frames_dropped + counters.frames_dropped
+        summary.drop_reasons = source.drop_reasons
+        if counters.frames_dropped:
+            summary.drop_reasons[BAD_FRAME] = summary.drop_reasons.get(BAD_FRAME, 0) + \
+                counters.frames_dropped
+        summary.clips_dropped = counters.clips_dropped
+        summary.errors = counters.errors
     return summary

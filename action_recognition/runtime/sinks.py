@@ -41,14 +41,14 @@ from action_recognition.files import atomic_dir
 from action_recognition.files import atomic_path
 from action_recognition.files import check_output
 from action_recognition.files import OutputExistsError
+from action_recognition.io.messages import action_typestore
+from action_recognition.io.messages import ACTIONS_TOPIC
+from action_recognition.io.messages import build_classification
+from action_recognition.io.messages import build_label_info
+from action_recognition.io.messages import LABEL_INFO_TOPIC
+from action_recognition.io.messages import rosbags_message_types
 from action_recognition.runtime.annotate import annotate
-from action_recognition.runtime.messages import action_typestore
-from action_recognition.runtime.messages import ACTIONS_TOPIC
-from action_recognition.runtime.messages import build_classification
-from action_recognition.runtime.messages import build_label_info
-from action_recognition.runtime.messages import LABEL_INFO_TOPIC
-from action_recognition.runtime.messages import rosbags_message_types
-from action_recognition.runtime.recognizer import Recognition
+from action_recognition.runtime.results import Recognition
 
 __all__ = [
     'Sink', 'JsonLinesSink', 'McapSink', 'VideoSink', 'open_sink', 'mcap_bag_dir',

@@ -1,18 +1,18 @@
 """Frame sources for offline runs: a video file, a camera, a rosbag2 recording.
 
-Every source yields :class:`Frame` objects (``uint8`` RGB ``[H, W, 3]`` with a timestamp and a
-frame id) and counts what it read and what it had to skip. A rosbag2 recording (MCAP or sqlite3)
+Every source yields checked :class:`~action_recognition.runtime.frames.Frame` objects (``uint8``
+RGB ``[H, W, 3]`` with a stamp in integer nanoseconds, a frame id and the frame's index in the
+source) and counts what it read and what it had to skip. A rosbag2 recording (MCAP or sqlite3)
 is read through rosbags with the real ROS 2 message definitions (those stored in the bag, else
-ROS 2 Humble's); ``sensor_msgs/msg/Image`` and ``sensor_msgs/msg/CompressedImage`` are converted
-by :mod:`action_recognition.data.images`. A message that cannot be decoded is counted in
-:attr:`FrameSource.drop_reasons` and skipped with a warning naming why.
+ROS 2 Humble's); its ``sensor_msgs/msg/Image`` and ``CompressedImage`` messages go through the
+node's own decoder (:class:`~action_recognition.runtime.frames.FrameDecoder`). A frame that
+cannot be used is counted by kind in :attr:`FrameSource.drop_reasons` and skipped with a
+warning naming why (throttled per kind).
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 import logging
 import os
 from pathlib import Path
@@ -24,18 +24,18 @@ import cv2
 import numpy as np
 from rosbags.highlevel import AnyReader
 
-from action_recognition.data.images import compressed_msg_to_rgb
 from action_recognition.data.images import DEFAULT_MAX_PIXELS
-from action_recognition.data.images import describe_error
-from action_recognition.data.images import image_msg_to_rgb
-from action_recognition.data.images import ImageDecodeError
-from action_recognition.runtime.messages import action_typestore
+from action_recognition.io.messages import action_typestore
+from action_recognition.logs import one_line
+from action_recognition.runtime.frames import BAD_FRAME
+from action_recognition.runtime.frames import Drops
+from action_recognition.runtime.frames import Frame
+from action_recognition.runtime.frames import FrameDecoder
+from action_recognition.runtime.frames import FrameError
+from action_recognition.runtime.frames import make_frame
 
-__all__ = [
-    'Frame', 'FrameSource', 'VideoSource', 'CameraSource', 'BagSource', 'open_source',
-    'SourceError',
-    'IMAGE_TYPES', 'BAG_SUFFIXES',
-]
+__all__ = ['FrameSource', 'VideoSource', 'CameraSource', 'BagSource', 'open_source',
+           'SourceError', 'IMAGE_TYPES', 'BAG_SUFFIXES']
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -55,29 +55,6 @@ class SourceError(ValueError):
 BAG_SUFFIXES = ('.mcap', '.db3')
 
 
-@dataclass
-class Frame:
-    """One decoded frame.
-
-    Attributes:
-        image: ``uint8`` RGB ``[H, W, 3]``.
-        stamp_ns: timestamp in integer nanoseconds (exact; headers are built from it).
-        frame_id: coordinate frame of the camera (``header.frame_id``).
-        index: position of the frame in its source (0-based; for a bag, the message's position
-            on the topic, counting messages that were skipped).
-    """
-
-    image: np.ndarray
-    stamp_ns: int
-    frame_id: str
-    index: int
-
-    @property
-    def stamp(self) -> float:
-        """Timestamp in seconds."""
-        return self.stamp_ns * 1e-9
-
-
 class FrameSource:
     """Base class: iterate to get frames; counters say what was read and skipped."""
 
@@ -85,15 +62,19 @@ class FrameSource:
 
     def __init__(self) -> None:
         self.frames_read = 0
-        self.drop_reasons: Counter[str] = Counter()
-        self._warned: set[str] = set()
+        self.drops = Drops(_LOGGER)
         self._total: int | None = None  # set by a source that knows its length
         self._fps: float | None = None  # and its nominal rate
 
     @property
     def frames_dropped(self) -> int:
         """Messages or frames that could not be decoded and were skipped."""
-        return sum(self.drop_reasons.values())
+        return self.drops.total
+
+    @property
+    def drop_reasons(self) -> dict[str, int]:
+        """Skipped messages or frames by kind (``'oversized'``, ``'corrupt jpeg'``, ...)."""
+        return self.drops.counts()
 
     @property
     def total(self) -> int | None:
@@ -105,13 +86,15 @@ class FrameSource:
         """Nominal frame rate, if known."""
         return self._fps
 
-    def _drop(self, index: int, reason: str) -> None:
-        key = reason.split(':', 1)[0]
-        self.drop_reasons[key] += 1
-        if key not in self._warned or self.drop_reasons[key] in (10, 100, 1000):
-            _LOGGER.warning('%s: skipping frame %d: %s (%d skipped for this reason so far)',
-                            self.name, index, reason, self.drop_reasons[key])
-            self._warned.add(key)
+    def _frame(self, image: np.ndarray, stamp_ns: int, frame_id: str,
+               index: int) -> Frame | None:
+        """The checked frame (:func:`~action_recognition.runtime.frames.make_frame`), or
+        ``None`` with the refusal counted."""
+        try:
+            return make_frame(image, stamp_ns, frame_id, index)
+        except FrameError as error:
+            self.drops.add(BAD_FRAME, str(error), where=f'{self.name}: frame {index}: ')
+            return None
 
     def __iter__(self) -> Iterator[Frame]:
         raise NotImplementedError
@@ -154,11 +137,11 @@ class VideoSource(FrameSource):
             if not ok or bgr is None:
                 break
             self.frames_read += 1
-            if bgr.ndim != 3 or bgr.shape[2] != 3 or bgr.size == 0:
-                self._drop(index, f'bad frame: shape {bgr.shape}')
-            else:
-                rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                yield Frame(rgb, round(index * 1e9 / self.rate), self.frame_id, index)
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB) if bgr.ndim == 3 and \
+                bgr.shape[2] == 3 and bgr.size else bgr
+            frame = self._frame(rgb, round(index * 1e9 / self.rate), self.frame_id, index)
+            if frame is not None:
+                yield frame
             index += 1
 
     def close(self) -> None:
@@ -199,8 +182,10 @@ class CameraSource(FrameSource):
             self.frames_read += 1
             if bgr.ndim == 2:
                 bgr = cv2.cvtColor(bgr, cv2.COLOR_GRAY2BGR)
-            yield Frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), time.time_ns(), self.frame_id,
-                        index)
+            frame = self._frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), time.time_ns(),
+                                self.frame_id, index)
+            if frame is not None:
+                yield frame
             index += 1
 
     def close(self) -> None:
@@ -227,6 +212,7 @@ class BagSource(FrameSource):
         path: the bag directory (or its ``.mcap``/``.db3`` file).
         image_topic: topic of ``sensor_msgs/msg/Image`` or ``CompressedImage`` messages; may be
             omitted when the bag has exactly one image topic.
+        max_image_pixels: images of more pixels are dropped before decoding.
 
     A recording that cannot be opened (a truncated or garbage storage file, a broken
     ``metadata.yaml``) raises :class:`SourceError` naming the file and the reason. One that
@@ -234,19 +220,19 @@ class BagSource(FrameSource):
     iteration, saying after how many messages: the frames before it were yielded as usual.
     """
 
-    #: Images of more pixels are dropped before decoding (``open_source`` sets it).
-    max_image_pixels: int = DEFAULT_MAX_PIXELS
-
-    def __init__(self, path: str | os.PathLike[str], *, image_topic: str | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, image_topic: str | None = None,
+                 max_image_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         super().__init__()
         self.path = _bag_dir(Path(path))
         self.name = f'{self.path}'
+        self.decoder = FrameDecoder(self.drops, max_pixels=max_image_pixels,
+                                    oversize_hint=' (raise --max-image-pixels to accept it)')
         self._reader: Any = AnyReader([self.path], default_typestore=action_typestore())
         try:
             self._reader.open()
         except Exception as error:  # rosbags', YAML's and sqlite3's own errors alike
             raise SourceError(f'cannot read the rosbag2 recording {self.path}'
-                              f'{_storage_files(self.path)}: {_one_line(error)}') from error
+                              f'{_storage_files(self.path)}: {one_line(error)}') from error
         try:
             self.connections = self._pick(image_topic)
         except BaseException:
@@ -289,7 +275,7 @@ class BagSource(FrameSource):
             except Exception as error:
                 raise SourceError(
                     f'the rosbag2 recording {self.path} is corrupt after {read} of '
-                    f'{self._total} messages on {self.topic}: {_one_line(error)}',
+                    f'{self._total} messages on {self.topic}: {one_line(error)}',
                     frames_read=read) from error
             read += 1
             yield item
@@ -298,31 +284,20 @@ class BagSource(FrameSource):
         compressed = self.msgtype.endswith('CompressedImage')
         for index, (connection, log_time, raw) in enumerate(self._messages()):
             self.frames_read += 1
+            where = f'{self.name}: message {index}: '
             try:
                 msg = self._reader.deserialize(raw, connection.msgtype)
             except Exception as error:
-                self._drop(index, f'undeserialisable {connection.msgtype}: {error}')
+                self.drops.add('undeserialisable', f'{connection.msgtype}: {one_line(error)}',
+                               where=where)
                 continue
-            # Refusals are keyed by their kind ('oversized', 'corrupt jpeg', ...); nothing the
-            # conversion raises ends the run.
-            limit = self.max_image_pixels
-            try:
-                image = compressed_msg_to_rgb(msg, max_pixels=limit) if compressed \
-                    else image_msg_to_rgb(msg, max_pixels=limit)
-            except ImageDecodeError as error:
-                hint = ' (raise --max-image-pixels to accept it)' if error.kind == 'oversized' \
-                    else ''
-                self._drop(index, f'{error.kind}: {error}{hint}')
-                continue
-            except Exception as error:  # cv2.error, MemoryError, a malformed message
-                self._drop(index, f'decoder error: converting the image raised '
-                                  f'{describe_error(error)}')
-                continue
-            stamp = msg.header.stamp
-            stamp_ns = int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
-            if stamp_ns == 0:
-                stamp_ns = int(log_time)
-            yield Frame(image, stamp_ns, str(msg.header.frame_id), index)
+            stamp = self.decoder.stamp_of(msg)
+            if stamp == 0:  # a driver that sets no stamp: the recording time stands in
+                stamp = int(log_time)
+            frame = self.decoder.decode(msg, compressed=compressed, index=index,
+                                        stamp_ns=stamp, where=where)
+            if frame is not None:
+                yield frame
 
     def close(self) -> None:
         if getattr(self._reader, 'stack', None) is not None:
@@ -330,12 +305,7 @@ class BagSource(FrameSource):
                 self._reader.close()
             except Exception as error:  # a corrupt file may fail to close too
                 _LOGGER.warning('%s: closing the recording failed: %s', self.path,
-                                _one_line(error))
-
-
-def _one_line(error: BaseException) -> str:
-    text = ' '.join(str(error).split()) or type(error).__name__
-    return text if len(text) <= 300 else text[:297] + '...'
+                                one_line(error))
 
 
 def _storage_files(path: Path) -> str:
@@ -363,9 +333,7 @@ def open_source(source: str, *, image_topic: str | None = None, frame_id: str = 
         raise FileNotFoundError(f'source {text} does not exist (expected a video file, a camera '
                                 'index or device path, or a rosbag2 recording)')
     if path.is_dir() or path.suffix in BAG_SUFFIXES:
-        bag = BagSource(path, image_topic=image_topic)
-        bag.max_image_pixels = max_image_pixels
-        return bag
+        return BagSource(path, image_topic=image_topic, max_image_pixels=max_image_pixels)
     if image_topic is not None:
         raise ValueError(f'--image-topic {image_topic} given, but {text} is not a rosbag2 '
                          'recording')

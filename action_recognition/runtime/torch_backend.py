@@ -12,6 +12,8 @@ batch normalisation does not mix frames).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+import logging
 import os
 from pathlib import Path
 from typing import Literal
@@ -23,13 +25,15 @@ from torch import Tensor
 
 from action_recognition.io.checkpoint import CheckpointError
 from action_recognition.io.checkpoint import load_model_from_checkpoint
+from action_recognition.models import model_info
 from action_recognition.models.deployed import DeployedModel
 from action_recognition.runtime.protocol import check_frames
 from action_recognition.runtime.protocol import check_logits
 from action_recognition.runtime.protocol import ModelLoadError
 from action_recognition.spec import ModelSpec
 
-__all__ = ['TorchBackend', 'Precision', 'supports_streaming', 'load_checkpoint']
+__all__ = ['TorchBackend', 'Precision', 'supports_streaming', 'load_checkpoint_model',
+           'open_torch_backend']
 
 Precision = Literal['fp32', 'fp16', 'bf16']
 _DTYPES: dict[str, torch.dtype] = {'fp32': torch.float32, 'fp16': torch.float16,
@@ -68,6 +72,7 @@ class TorchBackend:
         self.device = device
         self.precision = precision
         self.streaming = streaming
+        self.max_batch: int | None = None
         self.dtype = _DTYPES[precision]
         self.name = ('torch-stream-' if streaming else 'torch-') + device + \
             ('' if precision == 'fp32' else f'-{precision}')
@@ -76,7 +81,7 @@ class TorchBackend:
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike[str], *, device: str = 'cpu',
                         precision: Precision = 'fp32', streaming: bool = False) -> TorchBackend:
-        model, spec = load_checkpoint(path, map_location=device)
+        model, spec = load_checkpoint_model(path, map_location=device)
         try:
             return cls(model, spec, device=device, precision=precision, streaming=streaming)
         except ValueError as error:
@@ -107,8 +112,11 @@ class TorchBackend:
         return model.forward_2d(normalized)  # type: ignore[operator]
 
     @torch.inference_mode()
-    def infer_features(self, features: Tensor) -> np.ndarray:
-        """Features ``[B*T, C, h', w']`` of whole clips -> float32 logits ``[B, classes]``."""
+    def infer_features(self, features: Tensor | Sequence[Tensor]) -> np.ndarray:
+        """Features ``[B*T, C, h', w']`` of whole clips (one tensor, or the per-frame
+        ``[1, C, h', w']`` in clip order) -> float32 logits ``[B, classes]``."""
+        if not isinstance(features, Tensor):
+            features = torch.cat(list(features))
         if features.shape[0] == 0 or features.shape[0] % self.spec.num_frames:
             raise ValueError(f'{features.shape[0]} feature maps is not a whole number of clips '
                              f'of {self.spec.num_frames} frames')
@@ -123,8 +131,8 @@ class TorchBackend:
             torch.cuda.empty_cache()
 
 
-def load_checkpoint(path: str | os.PathLike[str],
-                    map_location: str = 'cpu') -> tuple[nn.Module, ModelSpec]:
+def load_checkpoint_model(path: str | os.PathLike[str],
+                          map_location: str = 'cpu') -> tuple[nn.Module, ModelSpec]:
     """``(model in eval mode, spec)`` from a checkpoint; :class:`ModelLoadError` if bad.
 
     Read with ``torch.load(weights_only=True)`` (:mod:`action_recognition.io.checkpoint`): a
@@ -140,3 +148,28 @@ def load_checkpoint(path: str | os.PathLike[str],
     except Exception as error:
         raise ModelLoadError(f'cannot load checkpoint {path}: {error}') from error
     return model.eval(), spec
+
+
+def open_torch_backend(path: Path, *, device: str, precision: str, threads: int | None,
+                       streaming: bool, allow_5d: bool, logger: logging.Logger) -> TorchBackend:
+    """The backend of a checkpoint for :func:`~action_recognition.runtime.backends.
+    load_backend`: ``threads`` sets torch's (process-wide) thread count; a model the registry
+    marks as 5D is refused unless ``allow_5d``."""
+    if precision not in _DTYPES:
+        raise ModelLoadError(f'precision {precision} applies to the openvino backend')
+    if threads is not None:
+        torch.set_num_threads(threads)
+    backend = TorchBackend.from_checkpoint(path, device=device,
+                                           precision=precision,  # type: ignore[arg-type]
+                                           streaming=streaming)
+    name = backend.spec.model
+    if model_info(name).four_d_only:
+        return backend
+    if not allow_5d:
+        backend.close()
+        raise ModelLoadError(
+            f'{path} holds {name}, a 5D model (not 4D-only). This package runs 4D-only models; '
+            'to run this one anyway set allow_5d (node parameter allow_5d:=true, '
+            '`run --allow-5d`)')
+    logger.warning('%s holds %s, a 5D model (allowed by allow_5d)', path, name)
+    return backend

@@ -147,7 +147,7 @@ class ClipDataset(_SkippingDataset):
         ``(clip, label)``: ``uint8`` tensor ``[T, 3, h, w]`` in training, ``[V*T, 3, h, w]`` with
         ``V = num_clips * num_crops`` views in testing (``[T, 3, h, w]`` when ``V = 1``), and the
         class index. Normalisation happens later, on the device
-        (:class:`~action_recognition.data.preprocess.Normalize`).
+        (:class:`~action_recognition.data.normalize.Normalize`).
 
     Frame counts not given by the items are counted on first use and cached in this object;
     with ``DataLoader`` workers (copies of it) pass items from :func:`check_items`, which fills

@@ -26,7 +26,7 @@ from torch import Tensor
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from action_recognition.data.preprocess import Normalize
+from action_recognition.data.normalize import Normalize
 from action_recognition.files import atomic_write_bytes
 from action_recognition.io import checkpoint as ckpt
 from action_recognition.spec import ModelSpec

@@ -32,6 +32,7 @@ from action_recognition.files import atomic_write_bytes
 from action_recognition.files import OutputExistsError
 from action_recognition.files import remove_stale_temporaries
 from action_recognition.io import checkpoint as ckpt
+from action_recognition.serialization import CheckpointError
 from action_recognition.spec import ModelSpec
 from action_recognition.training.config import config_to_dict
 from action_recognition.training.config import TrainConfig
@@ -268,7 +269,7 @@ def _reconcile_best(out_dir: Path, resume_path: Path, run: RunProgress) -> None:
     if best_path.is_file():
         try:
             held = int(ckpt.load_checkpoint(best_path, 'cpu').get('epoch', -1))
-        except ckpt.CheckpointError as error:
+        except CheckpointError as error:
             LOG.warning('%s', error)
     if held == best_epoch:
         return

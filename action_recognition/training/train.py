@@ -48,7 +48,7 @@ import torch
 from torch import nn
 import torch.distributed as dist
 
-from action_recognition.data.preprocess import Normalize
+from action_recognition.data.normalize import Normalize
 from action_recognition.spec import ModelSpec
 from action_recognition.training.config import make_spec
 from action_recognition.training.config import TrainConfig
@@ -141,25 +141,8 @@ def train(config: TrainConfig, *, resume: str | None = None, force: bool = False
     # The epochs: train, evaluate, checkpoint.
     try:
         for epoch in range(start_epoch, config.epochs):
-            started = time.monotonic()
-            # Everything random in this epoch derives from (seed, epoch, rank): exact resumes.
-            seed_everything(epoch_seed(config.seed, epoch, ctx.rank))
-            data.start_epoch(epoch, seed=epoch_seed(config.seed + 1, epoch, ctx.rank))
-            row = _train_epoch(model, data, optim, criterion, normalize, config=config, ctx=ctx,
-                               log=log, epoch=epoch, step=run.step)
-            if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:
-                run.last_metrics = _evaluate(model, data, normalize, spec, config=config,
-                                             ctx=ctx, amp=optim.amp)
-                row.update(val_loss=run.last_metrics['loss'], val_top1=run.last_metrics['top1'],
-                           val_top5=run.last_metrics['top5'])
-            row['epoch_seconds'] = time.monotonic() - started
-            improved = run.record(row)
-            if ctx.is_main:
-                save_checkpoint(out_dir, spec=spec, model=unwrap(model), optim=optim,
-                                config=config, run=run, improved=improved)
-                log.end_epoch(run.history, run.last_metrics, epochs=config.epochs)
-            if ctx.distributed:
-                dist.barrier()
+            row = _epoch(epoch, model, data, optim, criterion, normalize, spec, config=config,
+                         ctx=ctx, log=log, run=run, out_dir=out_dir)
             if on_epoch_end is not None:
                 on_epoch_end(epoch + 1, row)
     finally:
@@ -174,6 +157,32 @@ def train(config: TrainConfig, *, resume: str | None = None, force: bool = False
         write_final_outputs(out_dir, run, spec)
     return {'best_top1': run.best_top1, 'last': run.last_metrics, 'history': run.history,
             'checkpoint': str(out_dir / 'last.pt'), 'spec': spec}
+
+
+def _epoch(epoch: int, model: nn.Module, data: RunData, optim: Optimisation,
+           criterion: nn.Module, normalize: Normalize, spec: ModelSpec, *, config: TrainConfig,
+           ctx: DistContext, log: RunLog, run: RunProgress, out_dir: Path) -> dict[str, Any]:
+    """One epoch: train, evaluate when it is due, checkpoint (the main process); its log row."""
+    started = time.monotonic()
+    # Everything random in this epoch derives from (seed, epoch, rank): exact resumes.
+    seed_everything(epoch_seed(config.seed, epoch, ctx.rank))
+    data.start_epoch(epoch, seed=epoch_seed(config.seed + 1, epoch, ctx.rank))
+    row = _train_epoch(model, data, optim, criterion, normalize, config=config, ctx=ctx,
+                       log=log, epoch=epoch, step=run.step)
+    if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:
+        run.last_metrics = _evaluate(model, data, normalize, spec, config=config, ctx=ctx,
+                                     amp=optim.amp)
+        row.update(val_loss=run.last_metrics['loss'], val_top1=run.last_metrics['top1'],
+                   val_top5=run.last_metrics['top5'])
+    row['epoch_seconds'] = time.monotonic() - started
+    improved = run.record(row)
+    if ctx.is_main:
+        save_checkpoint(out_dir, spec=spec, model=unwrap(model), optim=optim, config=config,
+                        run=run, improved=improved)
+        log.end_epoch(run.history, run.last_metrics, epochs=config.epochs)
+    if ctx.distributed:
+        dist.barrier()
+    return row
 
 
 def _train_epoch(model: nn.Module, data: RunData, optim: Optimisation, criterion: nn.Module,

@@ -8,7 +8,7 @@ map and can be switched off. Test-time crops (:class:`CenterCrop`, :class:`Three
 ``views(clip) -> list of clips`` for multi-crop testing.
 
 Normalisation is not done here: clips stay ``uint8`` up to the device, where
-:class:`action_recognition.data.preprocess.Normalize` (mean/std from the model's spec) turns
+:class:`action_recognition.data.normalize.Normalize` (mean/std from the model's spec) turns
 them into floats.
 """
 

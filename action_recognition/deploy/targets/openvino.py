@@ -6,12 +6,12 @@
   ``openvino.convert_model``; the IR's own graph is checked again (no value computed from the
   input above rank 4, :func:`~action_recognition.io.openvino_graph.rank_problems`).
 - The spec (labels, sampling, preprocessing) goes inside the IR, in its ``rt_info``
-  (:func:`~action_recognition.io.model_files.set_ir_spec`), and as JSON beside it; the OpenVINO
+  (:func:`~action_recognition.io.specs.set_ir_spec`), and as JSON beside it; the OpenVINO
   backend (``backend: openvino``) reads it from the IR.
 - Weights stay fp32 in the ``.bin`` (``compress_to_fp16=False``: OpenVINO's default halves
   them, which changes the results on the CPU); the precision a device computes in is chosen at
   load (``precision: fp32|bf16|int8``). With ``int8`` the IR is quantised here with NNCF on the
-  calibration clips (:func:`~action_recognition.io.openvino_graph.quantize_int8`, the frame
+  calibration clips (:func:`~action_recognition.io.quantize.quantize_openvino_int8`, the frame
   normalisation left in floating point), so a device loads it without calibrating.
 - Placement: ``openvino.Core.query_model`` on the device (``--accelerator``, ``CPU`` by default):
   the operators the device's plugin takes against those it does not (constants, parameters and
@@ -43,11 +43,11 @@ from action_recognition.deploy.targets.report import TargetReport
 from action_recognition.files import atomic_path
 from action_recognition.files import check_output
 from action_recognition.io.model_files import ir_weights_path
-from action_recognition.io.model_files import set_ir_spec
 from action_recognition.io.onnx_check import check_onnx_4d_only
 from action_recognition.io.openvino_graph import import_openvino
-from action_recognition.io.openvino_graph import quantize_int8
 from action_recognition.io.openvino_graph import rank_problems
+from action_recognition.io.quantize import quantize_openvino_int8
+from action_recognition.io.specs import set_ir_spec
 from action_recognition.models.deployed import DeployedModel
 from action_recognition.spec import ModelSpec
 
@@ -110,7 +110,7 @@ def export_openvino(model: nn.Module, spec: ModelSpec, path: str | os.PathLike[s
         graph = _convert(module, spec, ov, Path(workdir))
         if int8:
             assert calibration is not None
-            graph = quantize_int8(graph, list(calibration), logger=LOGGER)
+            graph = quantize_openvino_int8(graph, list(calibration), logger=LOGGER)
         problems = rank_problems(graph)
         if problems:
             raise ExportError('the OpenVINO graph is not 4D-only: ' + '; '.join(problems[:5]))
