@@ -34,7 +34,7 @@ from action_recognition.serialization import CheckpointError
 from action_recognition.serialization import safe_load
 from action_recognition.serialization import UnsafeCheckpointError
 from action_recognition.spec import ModelSpec
-from action_recognition.training import train as training
+from action_recognition.training.model import load_pretrained
 
 SPEC = ModelSpec(model='eco_lite_add_small', num_classes=3, num_frames=4,
                  labels=('a', 'b', 'c'), input_size=(32, 32), resize_short=32)
@@ -221,7 +221,7 @@ def test_train_pretrained_refuses_a_malicious_file(evil, capsys):
         load_resnet_imagenet(resnet, evil.path)
     _assert_clear(str(caught.value), evil)
     with pytest.raises(UnsafeCheckpointError) as caught:
-        training.load_pretrained(resnet, evil.path)
+        load_pretrained(resnet, evil.path)
     _assert_clear(str(caught.value), evil)
 
 

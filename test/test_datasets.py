@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from action_recognition.data.sampling import sample_indices
-from action_recognition.data.synth import CLASSES
-from action_recognition.data.synth import HFLIP_SWAP
-from action_recognition.data.synth import write_video
+from action_recognition.data.synth_clips import CLASSES
+from action_recognition.data.synth_clips import HFLIP_SWAP
+from action_recognition.data.video import write_video
 from action_recognition.spec import ModelSpec
 from action_recognition.training.datasets import check_items
 from action_recognition.training.datasets import ClipDataset

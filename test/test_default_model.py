@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from action_recognition import cli
-from action_recognition.data import synth
+from action_recognition.data import synth_clips as synth
 from action_recognition.data.clips import synthetic_clips
 from action_recognition.data.normalize import frames_to_tensor
+from action_recognition.data.video import write_video
 from action_recognition.io.model_files import default_model_path
 from action_recognition.io.onnx_check import check_onnx_4d_only
 from action_recognition.io.onnx_check import rank_proof
@@ -88,7 +89,7 @@ def test_run_without_model_recognises_each_move_once(tmp_path, onnx_backend, cap
         clip = synth.generate_clip(label, rng=synth.clip_rng(31337, index),
                                    frames=spec.clip_span, size=spec.resize_short)
         video = tmp_path / f'{label}.avi'
-        synth.write_video(video, clip)
+        write_video(video, clip)
         out = tmp_path / f'{label}.jsonl'
         assert cli.main(['run', '--source', str(video), '--output', str(out)]) == 0
         lines = [json.loads(line) for line in out.read_text().splitlines()]

@@ -17,7 +17,7 @@ from torch import nn
 from action_recognition.cli import main
 from action_recognition.data.clips import prepare_clip
 from action_recognition.data.sampling import sample_indices
-from action_recognition.data.synth import CLASSES
+from action_recognition.data.synth_clips import CLASSES
 from action_recognition.data.video import write_video
 from action_recognition.deploy.calibration import calibration_clips
 from action_recognition.deploy.export import export_onnx

@@ -106,12 +106,8 @@ def _feed(core, typestore, frames, *, start=0, clock=None, debug=False):
     return due
 
 
-def test_parameter_table_matches_dataclass_and_has_descriptions():
+def test_no_parameters_are_the_defaults():
     assert parse_parameters({}) == NodeSettings()
-    for definition in PARAMETERS:
-        assert len(definition.description) > 15, definition.name
-        if definition.type in (int, float) and definition.name != 'threads':
-            assert definition.minimum is not None and definition.maximum is not None
 
 
 @pytest.mark.parametrize(('values', 'reason'), [

@@ -50,9 +50,9 @@ from vision_msgs.msg import LabelInfo  # noqa: E402
 from action_recognition import cli  # noqa: E402
 from action_recognition.data.images import rgb_to_compressed  # noqa: E402
 from action_recognition.data.images import rgb_to_raw  # noqa: E402
-from action_recognition.data.synth import CLASSES  # noqa: E402
-from action_recognition.data.synth import clip_rng  # noqa: E402
-from action_recognition.data.synth import generate_clip  # noqa: E402
+from action_recognition.data.synth_clips import CLASSES  # noqa: E402
+from action_recognition.data.synth_clips import clip_rng  # noqa: E402
+from action_recognition.data.synth_clips import generate_clip  # noqa: E402
 from action_recognition.io.messages import action_typestore  # noqa: E402
 from action_recognition.runtime.annotate import annotate  # noqa: E402
 
@@ -298,16 +298,17 @@ def test_parameters_through_the_real_services(ros, raw_node):
 def test_half_is_read_into_precision_and_the_parameters_say_what_runs(ros, raw_node):
     _, probe = ros
     assert _get(probe, 'half', 'precision') == [False, 'fp32']
-    refused = _set(probe, half=True).results[0]  # fp16 on the CPU's ONNX Runtime: no
-    assert not refused.successful and 'precision=fp16 needs backend torch or openvino' in \
-        refused.reason
+    refused = _set(probe, half=True).results[0]  # fp16 on the CPU, backend auto: no
+    assert not refused.successful and 'precision=fp16 needs a CUDA device (torch) or backend ' \
+        'openvino' in refused.reason
     # On OpenVINO it reloads in fp16, and the parameters are set to what runs: precision
     # fp16, half back to false.
     assert _set(probe, backend='openvino', half=True).results[0].successful
     assert probe.wait(lambda: _get(probe, 'precision', 'half') == ['fp16', False], 30), \
         _get(probe, 'precision', 'half')
     assert 'the half parameter is deprecated' in raw_node.output
-    assert _set(probe, backend='auto', precision='fp32').results[0].successful
+    results = _set(probe, precision='fp32', backend='auto').results  # one by one, in order
+    assert all(result.successful for result in results)
 
 
 def _latest_status(statuses):

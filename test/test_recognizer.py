@@ -326,8 +326,8 @@ def test_due_windows_of_several_streams_go_to_the_backend_in_one_call():
 def _two_camera_feed():
     """Frames of two cameras: different actions, B starting 3 frames after A, and a 2 s gap in
     B's stamps (a restart of its ring) at tick 30; ``(tick, stream, frame, stamp_ns)``."""
-    from action_recognition.data.synth import clip_rng
-    from action_recognition.data.synth import generate_clip
+    from action_recognition.data.synth_clips import clip_rng
+    from action_recognition.data.synth_clips import generate_clip
 
     a = generate_clip('move_left', rng=clip_rng(5, 0), frames=48, size=80)
     b = np.concatenate([generate_clip('grow', rng=clip_rng(5, 1), frames=27, size=64),

@@ -5,6 +5,7 @@ import json
 import cv2
 from fixtures.ros_data import camera_bag
 from fixtures.ros_data import moving_frames
+from fixtures.ros_data import tiny_checkpoint
 from fixtures.ros_data import write_video
 import pytest
 from rosbags.highlevel import AnyReader
@@ -112,3 +113,43 @@ def test_bad_inputs_fail_clearly(tmp_path, model, caplog):
     assert 'unknown output type' in caplog.text
     assert _run('--source', video, '--model', model, '--output', tmp_path / 'o.jsonl',
                 '--threshold', 2) == 2
+
+
+def test_run_takes_the_nodes_settings_and_makes_the_nodes_checks(tmp_path, model, caplog):
+    """The same settings as the node (flags derived from the same declarations), and the
+    pipeline's checks: before, run had no --max-gap-s, --labels or --clip-length and checked
+    nothing of the model against them."""
+    video = write_video(tmp_path / 'v.avi', moving_frames(9), fps=10)
+    out = tmp_path / 'o.jsonl'
+    assert _run('--source', video, '--model', model, '--output', out, '--clip-length', 8) == 1
+    assert "clip_length 8 != the model's 4" in caplog.text and not out.exists()
+    assert _run('--source', video, '--model', model, '--output', out, '--input-size', 64) == 1
+    assert "input_size 64 != the model's 32x32" in caplog.text
+    assert _run('--source', video, '--model', model, '--output', out, '--clip-length', 4,
+                '--frame-stride', 2, '--input-size', 32, '--max-gap-s', 0.05) == 0
+    # Frames 0.1 s apart with max_gap_s 0.05: every frame restarts the clip, no recognition.
+    assert _jsonl(out) == [] and 'clip buffer reset (gap)' in caplog.text
+    caplog.clear()
+    for flags, reason in ((['--hop', 0], '--hop must be >= 1'),
+                          (['--smoothing', 'ema', '--score-threshold', 1.5],
+                           '--score-threshold must be <= 1.0'),
+                          (['--max-gap-s', 0], '--max-gap-s must be >= 0.001'),
+                          (['--half', '--precision', 'bf16'], '--half and --precision bf16')):
+        assert _run('--source', video, '--model', model, '--output', tmp_path / 'x.jsonl',
+                    *flags) == 2, flags
+        assert reason in caplog.text, (flags, caplog.text)
+
+
+def test_run_reads_a_label_file_for_a_model_without_labels(tmp_path, caplog):
+    unlabelled = tiny_checkpoint(tmp_path / 'u.pt', num_frames=4, labels=(), num_classes=3)
+    video = write_video(tmp_path / 'v.avi', moving_frames(5), fps=10)
+    labels = tmp_path / 'labels.txt'
+    labels.write_text('jump\nsit\nstand\n')
+    out = tmp_path / 'o.jsonl'
+    assert _run('--source', video, '--model', unlabelled, '--output', out, '--labels',
+                labels) == 0
+    assert {entry['label'] for entry in _jsonl(out)[0]['top']} == {'jump', 'sit', 'stand'}
+    labels.write_text('jump\nsit\n')
+    assert _run('--source', video, '--model', unlabelled, '--output', tmp_path / 'p.jsonl',
+                '--labels', labels) == 1
+    assert 'has 2 labels for a model with 3 outputs' in caplog.text

@@ -9,20 +9,20 @@ import pytest
 
 from action_recognition.cli import main as cli_main
 from action_recognition.data.clips import synthetic_clips
-from action_recognition.data.synth import CLASSES
-from action_recognition.data.synth import clip_rng
-from action_recognition.data.synth import generate_clip
-from action_recognition.data.synth import generate_clip_with_meta
-from action_recognition.data.synth import generate_clips
-from action_recognition.data.synth import HFLIP_SWAP
-from action_recognition.data.synth import REVERSAL_PAIRS
-from action_recognition.data.synth import REVERSE_SWAP
-from action_recognition.data.synth import VFLIP_SWAP
-from action_recognition.data.synth import write_dataset
+from action_recognition.data.synth_clips import CLASSES
+from action_recognition.data.synth_clips import clip_rng
+from action_recognition.data.synth_clips import generate_clip
+from action_recognition.data.synth_clips import generate_clip_with_meta
+from action_recognition.data.synth_clips import generate_clips
+from action_recognition.data.synth_clips import HFLIP_SWAP
+from action_recognition.data.synth_clips import REVERSAL_PAIRS
+from action_recognition.data.synth_clips import REVERSE_SWAP
+from action_recognition.data.synth_clips import VFLIP_SWAP
+from action_recognition.data.synth_files import write_dataset
 from action_recognition.data.video import read_video
 from action_recognition.spec import ModelSpec
 from action_recognition.training.datasets import ClipDataset
-from action_recognition.training.datasets import read_ucf101
+from action_recognition.training.readers import read_ucf101
 
 SIZE = 48
 FRAMES = 8

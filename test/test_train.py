@@ -27,7 +27,7 @@ from torch import nn
 import torch.multiprocessing as mp
 
 from action_recognition import cli
-from action_recognition.data import synth
+from action_recognition.data import synth_clips as synth
 from action_recognition.data.normalize import Normalize
 from action_recognition.io import checkpoint as ckpt
 from action_recognition.training.config import load_config

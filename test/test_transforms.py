@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from action_recognition.data.synth import CLASSES
-from action_recognition.data.synth import clip_rng
-from action_recognition.data.synth import generate_clip_with_meta
-from action_recognition.data.synth import HFLIP_SWAP
-from action_recognition.data.synth import REVERSE_SWAP
-from action_recognition.data.synth import VFLIP_SWAP
+from action_recognition.data.synth_clips import CLASSES
+from action_recognition.data.synth_clips import clip_rng
+from action_recognition.data.synth_clips import generate_clip_with_meta
+from action_recognition.data.synth_clips import HFLIP_SWAP
+from action_recognition.data.synth_clips import REVERSE_SWAP
+from action_recognition.data.synth_clips import VFLIP_SWAP
 from action_recognition.training.transforms import CenterCrop
 from action_recognition.training.transforms import Compose
 from action_recognition.training.transforms import MultiScaleCrop

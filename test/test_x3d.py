@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from action_recognition.data import synth
+from action_recognition.data import synth_clips as synth
 from action_recognition.deploy.convert import to_4d
 from action_recognition.deploy.export import export_onnx
 from action_recognition.models import create_model

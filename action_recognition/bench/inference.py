@@ -52,7 +52,7 @@ import torch
 from torch import nn
 
 from action_recognition.data.clips import synthetic_clips
-from action_recognition.data.synth import CLASSES
+from action_recognition.data.synth_clips import CLASSES
 from action_recognition.deploy.convert import to_4d
 from action_recognition.deploy.export import export_onnx
 from action_recognition.models import create_model

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from action_recognition.data import synth
+from action_recognition.data import synth_clips as synth
 from action_recognition.runtime.pipeline import load_model
 from action_recognition.runtime.pipeline import LoadedModel
 from action_recognition.runtime.protocol import ModelLoadError

@@ -22,10 +22,10 @@ from action_recognition.deploy.export import export_onnx
 from action_recognition.deploy.export import ExportReport
 from action_recognition.deploy.onnx_export import DEFAULT_OPSET
 from action_recognition.deploy.onnx_export import ExportError
-from action_recognition.deploy.targets import TargetReport
 from action_recognition.deploy.targets import TARGETS
 from action_recognition.deploy.targets.openvino import export_openvino
 from action_recognition.deploy.targets.openvino import OPENVINO_DEVICE
+from action_recognition.deploy.targets.report import TargetReport
 from action_recognition.deploy.targets.rockchip import export_rknn
 from action_recognition.deploy.targets.rockchip import RKNN_PLATFORM
 from action_recognition.deploy.targets.rockchip import RknnToolchainError

@@ -5,7 +5,7 @@ Example::
 
 writes ``data/synth/videos/<class>/v_<class>_g<GG>_c<CC>.avi`` and
 ``data/synth/ucfTrainTestlist/{classInd,trainlist01,testlist01}.txt`` (UCF-101 layout), readable
-with :func:`action_recognition.training.datasets.read_ucf101`.
+with :func:`action_recognition.training.readers.read_ucf101`.
 
 The data set is written into a temporary directory beside ``--out`` and renamed into place when
 it is complete, so ``--out`` never holds half a data set. An existing ``--out`` is refused
@@ -21,8 +21,8 @@ from pathlib import Path
 import sys
 import time
 
-from action_recognition.data.synth import CLASSES
-from action_recognition.data.synth import write_dataset
+from action_recognition.data.synth_clips import CLASSES
+from action_recognition.data.synth_files import write_dataset
 from action_recognition.files import atomic_dir
 
 _LOG = logging.getLogger(__name__)

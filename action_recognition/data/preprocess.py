@@ -10,24 +10,34 @@ there, inside the model: ``(x / 255 - mean) / std``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import cv2
 import numpy as np
 
 from action_recognition.spec import ModelSpec
 
-__all__ = ['resize_short_side', 'center_crop', 'prepare_frame']
+__all__ = ['frame_problem', 'resize_short_side', 'center_crop', 'prepare_frame']
+
+
+def frame_problem(frame: Any, *, min_side: int = 1) -> str | None:
+    """Why ``frame`` is not a ``uint8`` RGB ``[H, W, 3]`` numpy array with sides of at least
+    ``min_side`` pixels; ``None`` when it is. The one check of a frame's array."""
+    if not isinstance(frame, np.ndarray):
+        return f'not a numpy array ({type(frame).__name__})'
+    if frame.ndim != 3 or frame.shape[2] != 3:
+        return f'shape {frame.shape} is not [H, W, 3]'
+    if frame.dtype != np.uint8:
+        return f'dtype {frame.dtype} is not uint8'
+    if frame.shape[0] < min_side or frame.shape[1] < min_side:
+        return f'empty frame of shape {frame.shape}'
+    return None
 
 
 def _check_frame(frame: np.ndarray) -> None:
-    if not isinstance(frame, np.ndarray):
-        raise TypeError(f'a frame must be a numpy array, got {type(frame).__name__}')
-    if frame.ndim != 3 or frame.shape[2] != 3:
-        raise ValueError(f'a frame must be [H, W, 3], got shape {frame.shape}')
-    if frame.dtype != np.uint8:
-        raise ValueError(f'a frame must be uint8, got {frame.dtype}')
-    if frame.shape[0] < 1 or frame.shape[1] < 1:
-        raise ValueError(f'empty frame of shape {frame.shape}')
+    problem = frame_problem(frame)
+    if problem is not None:
+        raise ValueError(f'a frame must be uint8 RGB [H, W, 3]: {problem}')
 
 
 def resize_short_side(frame: np.ndarray, size: int) -> np.ndarray:

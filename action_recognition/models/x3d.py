@@ -120,7 +120,6 @@ from action_recognition.models.x3d_blocks import stage_dims
 from action_recognition.models.x3d_blocks import Stem4d
 from action_recognition.models.x3d_blocks import Stem5d
 from action_recognition.models.x3d_blocks import STEM_WIDTH
-from action_recognition.models.x3d_blocks import Swish
 
 if TYPE_CHECKING:  # typing_extensions: Required and Unpack are in typing from Python 3.11 only
     from typing_extensions import Required
@@ -128,7 +127,7 @@ if TYPE_CHECKING:  # typing_extensions: Required and Unpack are in typing from P
 
 __all__ = [
     'X3D_MEAN', 'X3D_STD', 'X3DVariant', 'X3D_VARIANTS', 'X3DArgs', 'X3DLoadReport', 'X3D',
-    'X3D5d', 'Swish', 'stage_dims', 'load_pytorchvideo_weights', 'x3d_xs', 'x3d_s', 'x3d_m',
+    'X3D5d', 'load_pytorchvideo_weights', 'x3d_xs', 'x3d_s', 'x3d_m',
     'x3d_m_5d',
 ]
 

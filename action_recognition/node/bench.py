@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from action_recognition.data.synth import clip_rng
-from action_recognition.data.synth import generate_clip
+from action_recognition.data.synth_clips import clip_rng
+from action_recognition.data.synth_clips import generate_clip
 from action_recognition.node.core import NodeCore
 from action_recognition.node.parameters import parse_parameters
 

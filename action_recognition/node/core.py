@@ -89,7 +89,7 @@ class NodeCore:
         self.slot = ModelSlot(settings, logger=self.logger, load=load)
         self.intake = FrameIntake(logger=self.logger, clock=clock,
                                   max_pixels=settings.input.max_image_pixels,
-                                  max_gap_ns=int(settings.stream.max_gap_s * 1e9))
+                                  max_gap_ns=_max_gap_ns(settings))
         self.scheduler = Scheduler(clock, settings.node.inference_rate_hz)
         self.reload_error: str | None = None
         self.recognitions = 0
@@ -144,7 +144,7 @@ class NodeCore:
         """Apply the run-time settings to the parts that hold them."""
         self.slot.recognizer.apply(settings.stream_settings)
         self.intake.configure(max_pixels=settings.input.max_image_pixels,
-                              max_gap_ns=int(settings.stream.max_gap_s * 1e9))
+                              max_gap_ns=_max_gap_ns(settings))
         self.scheduler.configure(settings.node.inference_rate_hz)
 
     def _labels_changed(self) -> None:
@@ -270,6 +270,11 @@ class NodeCore:
             backend=model.backend.name, device=model.backend.device, model=str(model.path),
             settings=self._settings, reload_error=self.reload_error,
             reloads=self.slot.reloads))
+
+
+def _max_gap_ns(settings: NodeSettings) -> int:
+    """A larger gap between stamps is a restart of the stream, not images lost."""
+    return int(settings.stream.max_gap_s * 1e9)
 
 
 def _missing_file(new: NodeSettings, current: NodeSettings) -> str:

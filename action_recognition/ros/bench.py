@@ -57,10 +57,11 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 from vision_msgs.msg import Classification
 
-from action_recognition.data.synth import clip_rng
-from action_recognition.data.synth import generate_clip
+from action_recognition.data.synth_clips import clip_rng
+from action_recognition.data.synth_clips import generate_clip
 from action_recognition.io.messages import build_image
 from action_recognition.ros.messages import ros_message_types
+from action_recognition.runtime.frames import header_stamp_ns
 
 __all__ = ['NodeBenchRow', 'bench_node', 'main']
 
@@ -119,7 +120,7 @@ class _Probe:
 
     def _on_result(self, msg: Any) -> None:
         now = time.perf_counter()
-        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        stamp = header_stamp_ns(msg.header)
         with self.lock:
             self.received[stamp] = now
 

@@ -26,6 +26,7 @@ from action_recognition.data.images import compressed_msg_to_rgb
 from action_recognition.data.images import DEFAULT_MAX_PIXELS
 from action_recognition.data.images import image_msg_to_rgb
 from action_recognition.data.images import ImageDecodeError
+from action_recognition.data.preprocess import frame_problem
 from action_recognition.logs import describe_error
 from action_recognition.logs import Throttle
 
@@ -67,14 +68,9 @@ def make_frame(image: Any, stamp_ns: Any, frame_id: str = '', index: int = 0) ->
     """A :class:`Frame`, or :class:`FrameError` saying what is wrong with ``image`` or
     ``stamp_ns`` (not ``uint8`` RGB ``[H, W, 3]`` of at least 2x2, or a stamp that is not an
     integer number of nanoseconds)."""
-    if not isinstance(image, np.ndarray):
-        raise FrameError(f'not a numpy array ({type(image).__name__})')
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise FrameError(f'shape {image.shape} is not [H, W, 3]')
-    if image.dtype != np.uint8:
-        raise FrameError(f'dtype {image.dtype} is not uint8')
-    if image.shape[0] < 2 or image.shape[1] < 2:
-        raise FrameError(f'empty frame of shape {image.shape}')
+    problem = frame_problem(image, min_side=2)
+    if problem is not None:
+        raise FrameError(problem)
     if isinstance(stamp_ns, (bool, float)) or not isinstance(stamp_ns, (int, np.integer)):
         raise FrameError(f'stamp {stamp_ns!r} is not integer nanoseconds')
     return Frame(image, int(stamp_ns), frame_id, int(index))

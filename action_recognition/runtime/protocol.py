@@ -85,7 +85,7 @@ def check_frames(frames: Any, spec: ModelSpec) -> int:
             f'the leading axis {shape[0]} is not a positive multiple of the clip length '
             f'{spec.num_frames}')
     dtype = frames.dtype
-    if str(dtype) not in ('uint8', 'torch.uint8'):
+    if dtype != np.uint8 and str(dtype) != 'torch.uint8':
         raise ValueError(f'frames must be uint8 (normalisation happens in the model), got {dtype}')
     return shape[0] // spec.num_frames
 

@@ -23,7 +23,7 @@ from torch.utils.data import Dataset
 from torch.utils.data import Sampler
 from torch.utils.data.distributed import DistributedSampler
 
-from action_recognition.data import synth
+from action_recognition.data import synth_clips as synth
 from action_recognition.spec import ModelSpec
 from action_recognition.training import readers
 from action_recognition.training import transforms

@@ -28,33 +28,21 @@ from torch.utils.data import Dataset
 
 from action_recognition.data.preprocess import resize_short_side
 from action_recognition.data.sampling import sample_indices
-from action_recognition.data.synth import CLASSES
-from action_recognition.data.synth import clip_rng
-from action_recognition.data.synth import generate_clip
+from action_recognition.data.synth_clips import CLASSES
+from action_recognition.data.synth_clips import clip_rng
+from action_recognition.data.synth_clips import generate_clip
 from action_recognition.data.video import count_frames
 from action_recognition.data.video import read_frame_folder
 from action_recognition.data.video import read_frames
 from action_recognition.data.video import VideoReadError
 from action_recognition.spec import ModelSpec
-from action_recognition.training.readers import DatasetFormatError
-from action_recognition.training.readers import read_hmdb51
-from action_recognition.training.readers import read_kinetics
-from action_recognition.training.readers import read_list_file
-from action_recognition.training.readers import read_sthv1
-from action_recognition.training.readers import read_sthv2
-from action_recognition.training.readers import read_ucf101
 from action_recognition.training.readers import VideoItem
 from action_recognition.training.transforms import CenterCrop
 from action_recognition.training.transforms import ClipTransform
 from action_recognition.training.transforms import MultiScaleCrop
 from action_recognition.training.transforms import ThreeCrop
 
-# The readers are re-exported: this module was their home, and callers import them from here.
-__all__ = [
-    'VideoItem', 'read_ucf101', 'read_hmdb51', 'read_kinetics', 'read_sthv1', 'read_sthv2',
-    'read_list_file', 'check_items', 'ClipDataset', 'InMemoryClipDataset',
-    'DatasetFormatError',
-]
+__all__ = ['check_items', 'ClipDataset', 'InMemoryClipDataset']
 
 _LOG = logging.getLogger(__name__)
 
@@ -222,14 +210,14 @@ class InMemoryClipDataset(Dataset[tuple[Tensor, int]]):
     """Synthetic clips generated on the fly (no disk), deterministic per index, seed and epoch.
 
     Item ``i`` is class ``i % 11`` drawn with
-    :func:`~action_recognition.data.synth.clip_rng` ``(seed + 7919 * epoch, i)``; call
+    :func:`~action_recognition.data.synth_clips.clip_rng` ``(seed + 7919 * epoch, i)``; call
     :meth:`set_epoch` for fresh clips each epoch (training), keep epoch 0 for a fixed
     validation set. ``transform(clip, label, rng)`` is applied when given (its randomness is
     seeded from the same index).
 
     Returns:
         ``(clip, label)``: ``uint8`` tensor ``[T, 3, size, size]`` and the class index into
-        :data:`~action_recognition.data.synth.CLASSES`.
+        :data:`~action_recognition.data.synth_clips.CLASSES`.
     """
 
     def __init__(self, num_clips: int, *, frames: int = 8, size: int = 64, seed: int = 0,

@@ -63,7 +63,6 @@ from action_recognition.training.distributed import unwrap
 from action_recognition.training.distributed import wrap_model
 from action_recognition.training.evaluate import evaluate_model
 from action_recognition.training.model import build_model
-from action_recognition.training.model import load_pretrained
 from action_recognition.training.model import set_bn_mode
 from action_recognition.training.optim import Optimisation
 from action_recognition.training.runlog import progress
@@ -76,8 +75,7 @@ from action_recognition.training.state import RunProgress
 from action_recognition.training.state import save_checkpoint
 from action_recognition.training.state import write_final_outputs
 
-# load_pretrained is re-exported: it lived here, and test_checkpoint_safety imports it from here.
-__all__ = ['EpochCallback', 'train', 'load_pretrained']
+__all__ = ['EpochCallback', 'train']
 
 LOG = logging.getLogger(__name__)
 

@@ -199,7 +199,7 @@ class RandomTimeReversal(_RandomFlip):
     """Play the clip backwards with probability ``p``; ``label_map`` swaps reversal partners.
 
     Only meaningful with a map that covers every class whose meaning changes when reversed
-    (e.g. :data:`action_recognition.data.synth.REVERSE_SWAP`).
+    (e.g. :data:`action_recognition.data.synth_clips.REVERSE_SWAP`).
     """
 
     axis = 0

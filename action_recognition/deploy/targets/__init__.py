@@ -7,10 +7,6 @@ target needs them, int8 calibrated on clips of the synthetic benchmark (or the u
 against the CPU (from the toolchain's own output), parity with the PyTorch model, file size.
 """
 
-from action_recognition.deploy.targets.report import Parity
-from action_recognition.deploy.targets.report import Placement
-from action_recognition.deploy.targets.report import TargetReport
-
-__all__ = ['TARGETS', 'Parity', 'Placement', 'TargetReport']
+__all__ = ['TARGETS']
 
 TARGETS = ('onnx', 'openvino', 'tflite', 'rknn')
