@@ -284,6 +284,19 @@ def test_export_records_the_proof_of_its_graph_and_load_trusts_only_that_graph(t
     with pytest.raises(ModelLoadError, match='rank 5'), caplog.at_level('INFO'):
         load_backend(forged)
     assert 'forged.onnx carries no 4D-only proof of its graph: checking it now' in caplog.text
+    # A second graph field in front of the proven one: protobuf parsers merge the two, so the
+    # proven graph is not the one that would run. Refused before anything reads it.
+    graph = onnx.load(forged).graph.SerializeToString()
+    length, size = b'', len(graph)
+    while True:
+        length += bytes([size & 0x7F | (0x80 if size > 0x7F else 0)])
+        size >>= 7
+        if not size:
+            break
+    doubled = tmp_path / 'doubled.onnx'
+    doubled.write_bytes(b'\x3a' + length + graph + path.read_bytes())
+    with pytest.raises(ModelLoadError, match=r'not an ONNX file \(the graph field appears twice'):
+        load_backend(doubled)
 
 
 LOAD_WITHOUT_ONNX = """

@@ -33,6 +33,7 @@ from action_recognition.node.parameters import NodeSettings
 from action_recognition.node.parameters import ParameterError
 from action_recognition.node.parameters import PARAMETERS
 from action_recognition.node.parameters import parse_parameters
+from action_recognition.node.scheduler import Scheduler
 from action_recognition.node.worker import InferenceWorker
 from action_recognition.runtime import frames as frames_module
 from action_recognition.runtime.annotate import annotate
@@ -635,3 +636,31 @@ def test_launch_file_arguments_are_described():
     assert set(declared) == {'params_file', 'image_topic', 'namespace', 'model_path',
                              'backend', 'device', 'precision', 'autostart'}
     assert all(len(text) > 20 for text in declared.values()), declared
+
+
+def test_label_info_changes_are_announced_not_polled(models):
+    announced = []
+    core = NodeCore(parse_parameters({'model_path': str(models['a'])}), clock=FakeClock(),
+                    on_labels=lambda labels, threshold: announced.append((labels, threshold)))
+    assert core.set_parameters({'score_threshold': 0.5, 'model_path': str(models['b'])}) == \
+        (True, 'model reload scheduled')
+    assert announced == [(('wave', 'walk', 'idle'), 0.5)]  # at once, before the reload
+    assert core.step() == []
+    assert announced[-1] == (('x', 'y'), 0.5) and core.slot.reloads == 1
+    assert core.set_parameters({'top_k': 2}) == (True, '') and len(announced) == 2
+
+
+def test_rate_mode_sleeps_until_a_frame_when_there_is_nothing_to_run():
+    # Before the fix the worker woke every millisecond while no window could run.
+    scheduler = Scheduler(time.monotonic, rate_hz=100.0)
+    start = time.monotonic()
+    scheduler.wait(0.2)  # never ran: due at once
+    assert time.monotonic() - start < 0.1
+    scheduler.starved()
+    start = time.monotonic()
+    scheduler.wait(0.2)
+    assert time.monotonic() - start >= 0.15
+    scheduler.frame_arrived(False)  # a frame: wake, and due again at the rate
+    start = time.monotonic()
+    scheduler.wait(0.2)
+    assert time.monotonic() - start < 0.1

@@ -390,3 +390,29 @@ def test_two_streams_batched_on_onnx_runtime_equal_two_separate_runs():
     restart = next(r for r in batched['b'] if r.stamp_ns > 5 * 10**17 + 30 * 40_000_000)
     assert np.allclose(restart.scores, restart.raw_scores)
     assert not np.allclose(batched['a'][-1].scores, batched['b'][-1].scores, atol=1e-3)
+
+
+def test_latest_schedule_runs_each_new_frame_once_also_with_segments():
+    # TSN segments sample the last frame of each segment: the newest sampled frame is not the
+    # newest frame. Before the fix a stream asked for its latest window ran the same window
+    # again and again while no frame came.
+    spec = _spec(num_frames=4, sampling='segments')
+    recognizer = _recognizer(ScriptedBackend(spec), schedule='latest', window=10)
+    stream = recognizer.stream()
+    for i in range(10):
+        assert recognizer.submit_image(_frame(i), _ns(i / 30)) is False  # never due by itself
+    assert stream.take() is not None
+    assert stream.take() is None and recognizer.run_due() == []  # no new frame: nothing
+    recognizer.submit_image(_frame(10), _ns(10 / 30))
+    assert len(recognizer.run_due()) == 1 and recognizer.run_due() == []
+    assert recognizer.counters().clips_dropped == 0
+
+
+def test_a_frame_that_cannot_be_prepared_is_refused_not_raised(caplog):
+    spec = _spec(num_frames=2)
+    recognizer = _recognizer(ScriptedBackend(spec))
+    with caplog.at_level(logging.WARNING):
+        # 2 x 300000: resized to a short side of 16 it would be 16 x 2.4 million pixels.
+        assert recognizer.submit_image(np.zeros((2, 300_000, 3), np.uint8), _ns(0)) is False
+    assert 'more than 16 times as wide as high' in caplog.text
+    assert recognizer.counters().frames_dropped == 1

@@ -70,7 +70,7 @@ def _draw_truth(image: np.ndarray, truth: str, correct: bool) -> np.ndarray:
 def run(args: argparse.Namespace) -> int:
     try:
         model = load_model(ModelSettings(model_path=args.model or ''),
-                           BackendSettings(backend=args.backend), logger=LOGGER)
+                           BackendSettings(backend=args.backend, threads=0), logger=LOGGER)
     except ModelLoadError as error:
         print(f'demo: cannot load the model: {error}', file=sys.stderr)
         return 1

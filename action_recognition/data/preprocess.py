@@ -17,7 +17,10 @@ import numpy as np
 
 from action_recognition.spec import ModelSpec
 
-__all__ = ['frame_problem', 'resize_short_side', 'center_crop', 'prepare_frame']
+__all__ = ['frame_problem', 'resize_short_side', 'center_crop', 'prepare_frame', 'MAX_ASPECT']
+
+#: The most elongated frame prepared for a model (longer side / shorter side).
+MAX_ASPECT = 16
 
 
 def frame_problem(frame: Any, *, min_side: int = 1) -> str | None:
@@ -71,6 +74,15 @@ def center_crop(frame: np.ndarray, size: Sequence[int]) -> np.ndarray:
 
 def prepare_frame(frame: np.ndarray, spec: ModelSpec) -> np.ndarray:
     """Resize and centre-crop one ``uint8`` RGB frame ``[H, W, 3]`` (checked where it entered:
-    :func:`~action_recognition.runtime.frames.make_frame`) to the model's input size."""
+    :func:`~action_recognition.runtime.frames.make_frame`) to the model's input size.
+
+    ``ValueError`` before anything is allocated for a frame more than :data:`MAX_ASPECT` times
+    as wide as high (or the reverse): its shorter side resized to ``spec.resize_short`` would
+    make the longer one enormous (a 2 x 300000 image: 29 GB).
+    """
+    height, width = frame.shape[:2]
+    if max(height, width) > MAX_ASPECT * min(height, width):
+        raise ValueError(f'a {width}x{height} frame is more than {MAX_ASPECT} times as wide as '
+                         'high (or the reverse)')
     resized = _resize_short_side(frame, spec.resize_short)
     return np.ascontiguousarray(center_crop(resized, spec.input_size))

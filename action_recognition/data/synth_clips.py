@@ -31,7 +31,7 @@ speed) and shake, blur and sensor noise. The shapes, colours and backgrounds are
 
 Clips are ``uint8`` RGB arrays ``[T, size, size, 3]``; :func:`generate_clips` makes a batch
 ``[N, T, size, size, 3]`` in memory. Writing the data set to disk is
-:mod:`~action_recognition.data.synth_files`'s; :mod:`~action_recognition.data.synth` gathers both.
+:mod:`~action_recognition.data.synth_files`'s.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ Checks, all of which fail the export:
   ``1e-4`` in fp32 the export fails.
 - Optional fp16 (weights and activations in float16, ``uint8`` in and float32 out kept) and int8
   (static QDQ, per-channel int8 weights and uint8 activations, calibrated on clips from
-  ``--calibration DIR`` or on synthetic clips), see :mod:`~action_recognition.deploy.quantize`
+  ``--calibration DIR`` or on synthetic clips), see :mod:`~action_recognition.io.quantize`
   and :mod:`~action_recognition.deploy.calibration`; their agreement with fp32 and the accuracy
   change on synthetic clips (:func:`~action_recognition.data.clips.synthetic_clips`) are
   reported.

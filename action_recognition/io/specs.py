@@ -35,8 +35,7 @@ from action_recognition.spec import SPEC_METADATA_KEY
 
 __all__ = ['PROOF_METADATA_KEY', 'IR_SPEC_KEYS', 'MissingSpecError', 'RankProof',
            'checkpoint_spec', 'put_checkpoint_spec', 'onnx_metadata', 'set_onnx_metadata',
-           'metadata_spec', 'metadata_proof', 'read_onnx_metadata', 'ir_spec', 'set_ir_spec',
-           'ir_metadata']
+           'metadata_spec', 'metadata_proof', 'read_onnx_metadata', 'ir_spec', 'set_ir_spec']
 
 PROOF_METADATA_KEY = 'action_recognition.rank_proof'
 
@@ -167,7 +166,7 @@ def metadata_proof(metadata: Mapping[str, str], graph_sha256: str) -> RankProof 
     return proof if proof.graph_sha256 == graph_sha256 else None
 
 
-def _varint(data: bytes, at: int) -> tuple[int, int]:
+def _varint(data: memoryview, at: int) -> tuple[int, int]:
     value = shift = 0
     while True:
         if at >= len(data) or shift > 63:
@@ -180,7 +179,7 @@ def _varint(data: bytes, at: int) -> tuple[int, int]:
             return value, at
 
 
-def _length_fields(data: bytes) -> Iterator[tuple[int, bytes]]:
+def _length_fields(data: memoryview) -> Iterator[tuple[int, memoryview]]:
     """``(field number, bytes)`` of a protobuf message's length-delimited fields, in order; the
     others are skipped. Bounded by ``data``: ``ValueError`` when it is not protobuf."""
     at = 0
@@ -207,16 +206,22 @@ def read_onnx_metadata(model_bytes: bytes) -> tuple[dict[str, str], str]:
     """``(metadata_props as a dict, SHA-256 of the graph field)`` of a serialised
     ``onnx.ModelProto`` (fields 14 and 7), read without the ``onnx`` package; the hash is that
     of ``proto.graph.SerializeToString()``. ``ValueError`` when the bytes are not an ONNX
-    model."""
+    model, and for a file that holds the graph field twice (a protobuf parser merges the two,
+    so a hash of one would not be of the graph that runs) or a metadata key twice."""
     metadata: dict[str, str] = {}
-    graph: bytes | None = None
-    for number, value in _length_fields(model_bytes):
+    graph: memoryview | None = None
+    for number, value in _length_fields(memoryview(model_bytes)):
         if number == 7:
+            if graph is not None:
+                raise ValueError('the graph field appears twice')
             graph = value
         elif number == 14:
-            entry = dict(_length_fields(value))
-            metadata[entry.get(1, b'').decode('utf-8', 'replace')] = \
-                entry.get(2, b'').decode('utf-8', 'replace')
+            entry = {field: bytes(text).decode('utf-8', 'replace')
+                     for field, text in _length_fields(value)}
+            key = entry.get(1, '')
+            if key in metadata:
+                raise ValueError(f'metadata key {key!r} appears twice')
+            metadata[key] = entry.get(2, '')
     if graph is None:
         raise ValueError('not an ONNX model (no graph)')
     return metadata, hashlib.sha256(graph).hexdigest()
@@ -246,13 +251,3 @@ def ir_spec(model: Any, path: str | os.PathLike[str] = '<model>') -> ModelSpec:
 def set_ir_spec(model: Any, spec: ModelSpec) -> None:
     """Store ``spec`` in an ``openvino.Model``'s ``rt_info`` (saved with the IR's ``.xml``)."""
     model.set_rt_info(spec.to_json(), [SPEC_METADATA_KEY])
-
-
-def ir_metadata(model: Any) -> dict[str, str]:
-    """The ONNX metadata OpenVINO keeps in an ``openvino.Model``'s ``rt_info/framework`` (the
-    package's keys that are there)."""
-    found = {}
-    for key in (SPEC_METADATA_KEY, PROOF_METADATA_KEY):
-        if model.has_rt_info(['framework', key]):
-            found[key] = str(model.get_rt_info(['framework', key]).astype(str))
-    return found

@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from collections.abc import Mapping
+from dataclasses import replace
 import logging
 from pathlib import Path
 import threading
@@ -114,30 +115,31 @@ class NodeCore:
         Start-up parameters are refused; a model file must exist; reload-type changes reload
         the model on the worker; the others apply at once.
         """
-        current = self._settings
-        startup = [name for name in changes
-                   if (info := definition_of(name)) is not None and info.applies == 'startup'
-                   and changes[name] != current.value(name)]
-        if startup:
-            return False, (f'{", ".join(sorted(startup))} can only be set at start-up '
-                           '(restart the node)')
-        try:
-            new = parse_parameters(changes, base=current, logger=self.logger)
-        except ParameterError as error:
-            return False, str(error)
-        problem = _missing_file(new, current)
-        if problem:
-            return False, problem
-        changed = changed_names(current, new)
-        reload = any(name in RELOAD_PARAMETERS for name in changed)
-        with self._lock:
+        with self._lock:  # against the worker setting parameters back after a failed reload
+            current = self._settings
+            startup = [name for name in changes
+                       if (info := definition_of(name)) is not None
+                       and info.applies == 'startup' and changes[name] != current.value(name)]
+            if startup:
+                return False, (f'{", ".join(sorted(startup))} can only be set at start-up '
+                               '(restart the node)')
+            try:
+                new = parse_parameters(changes, base=current, logger=self.logger)
+            except ParameterError as error:
+                return False, str(error)
+            problem = _missing_file(new, current)
+            if problem:
+                return False, problem
+            changed = changed_names(current, new)
+            reload = any(name in RELOAD_PARAMETERS for name in changed)
             self._settings = new
             self._apply(new)
-        if reload:
-            self.slot.request_reload(new)
-            self.scheduler.notify()
-        elif 'score_threshold' in changed:
+            if reload:
+                self.slot.request_reload(new)
+        if 'score_threshold' in changed:
             self._labels_changed()
+        if reload:
+            self.scheduler.notify()
         return True, 'model reload scheduled' if reload else ''
 
     def _apply(self, settings: NodeSettings) -> None:
@@ -161,15 +163,21 @@ class NodeCore:
                     self._apply(self._settings)
                 self._labels_changed()
             return
-        if failed.revert:
-            with self._lock:
-                self._settings = parse_parameters(failed.revert, base=self._settings)
-        shown = ', '.join(f'{name}={value!r}' for name, value in failed.revert.items())
+        # Every reload parameter goes back to what runs (a valid whole: it was loaded), a
+        # request made meanwhile included (it was made on top of the failed one).
+        running = failed.running
+        with self._lock:
+            self.slot.cancel_reload()
+            revert = {name: running.value(name) for name in RELOAD_PARAMETERS
+                      if self._settings.value(name) != running.value(name)}
+            self._settings = replace(self._settings, model=running.model,
+                                     backend=running.backend)
+        shown = ', '.join(f'{name}={value!r}' for name, value in revert.items())
         self.reload_error = (f'model reload failed, keeping {self.slot.model.path}: '
                              f'{failed.reason}; parameters reverted to what runs ({shown})')
         self.logger.error(self.reload_error)
-        if self.on_revert is not None and failed.revert:
-            self.on_revert(failed.revert)
+        if self.on_revert is not None and revert:
+            self.on_revert(revert)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -232,7 +240,9 @@ class NodeCore:
         if not self._settings.node.enabled or not self.scheduler.may_run():
             return []
         results = self.slot.recognizer.run_due()
-        if results:
+        if not results:
+            self.scheduler.starved()
+        else:
             self.scheduler.ran()
             self.recognitions += len(results)
             self._latencies.extend(float(result.latency_s) for result in results)

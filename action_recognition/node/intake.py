@@ -61,8 +61,8 @@ class FrameIntake:
         self.decoder.max_pixels = max_pixels
         self.max_gap_ns = max_gap_ns
 
-    def _received(self, stamp_ns: int | None) -> int:
-        """Count one image (its index: the images received before it)."""
+    def _received(self, stamp_ns: int | None = None) -> int:
+        """Count one image, and its stamp (its index: the images received before it)."""
         with self._lock:
             index = self.frames_received
             self.frames_received += 1
@@ -74,17 +74,18 @@ class FrameIntake:
     def message(self, msg: Any, *, compressed: bool) -> Frame | None:
         """The frame of a ``sensor_msgs/Image`` (or ``CompressedImage``); ``None`` when it
         cannot be used (counted, logged). Never raises."""
-        stamp = self.decoder.stamp_of(msg)
+        stamp = self.decoder.stamp_of(msg)  # counted for the losses even if the image is bad
         index = self._received(stamp)
         return self.decoder.decode(msg, compressed=compressed, index=index, stamp_ns=stamp)
 
     def array(self, image: Any, stamp_ns: Any, frame_id: str) -> Frame | None:
         """The frame of an RGB ``uint8 [H, W, 3]`` array with its stamp in integer
         nanoseconds; ``None`` when it is refused (counted, logged)."""
-        stamp = int(stamp_ns) if isinstance(stamp_ns, (int, np.integer)) and \
-            not isinstance(stamp_ns, bool) else None
-        index = self._received(stamp)
-        return self.decoder.frame(image, stamp_ns, frame_id, index)
+        frame = self.decoder.frame(image, stamp_ns, frame_id, self._received())
+        if frame is not None:
+            with self._lock:
+                self.sequence.add(frame.stamp_ns, max_gap_ns=self.max_gap_ns)
+        return frame
 
     def disabled(self) -> None:
         """A frame that arrived while processing is disabled (not passed on)."""

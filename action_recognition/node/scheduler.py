@@ -28,6 +28,7 @@ class Scheduler:
         self.rate_hz = rate_hz
         self._wake = threading.Event()
         self._last_run: float | None = None
+        self._starved = False  # rate mode: the last try found no new frame to run
 
     def configure(self, rate_hz: float) -> None:
         self.rate_hz = rate_hz
@@ -39,6 +40,7 @@ class Scheduler:
     def frame_arrived(self, due: bool) -> None:
         """A frame went to the recogniser; ``due``: a window fell due with it."""
         if due or self.rate_hz > 0:
+            self._starved = False
             self._wake.set()
 
     def seconds_until_due(self) -> float | None:
@@ -58,9 +60,14 @@ class Scheduler:
         """A window ran now (the rate counts from here)."""
         self._last_run = self.clock()
 
+    def starved(self) -> None:
+        """The worker found nothing to run: in rate mode it sleeps until the next frame (or
+        ``idle_s``) rather than polling at every tick of the rate."""
+        self._starved = True
+
     def wait(self, idle_s: float) -> None:
         """The worker's sleep: until notified, the rate's next tick, or ``idle_s``."""
-        wait = self.seconds_until_due()
+        wait = None if self._starved else self.seconds_until_due()
         timeout = idle_s if wait is None else min(idle_s, max(wait, 0.001))
         self._wake.wait(timeout)
         self._wake.clear()

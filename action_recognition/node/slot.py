@@ -25,7 +25,6 @@ from action_recognition.runtime.pipeline import LoadedModel
 from action_recognition.runtime.protocol import Backend
 from action_recognition.runtime.recognizer import Recognizer
 from action_recognition.runtime.stream import StreamCounters
-from action_recognition.settings import SettingValue
 
 __all__ = ['ModelSlot', 'FailedReload', 'RELOAD_PARAMETERS']
 
@@ -35,10 +34,10 @@ RELOAD_PARAMETERS = tuple(info.name for info in PARAMETERS if info.applies == 'r
 
 @dataclass(frozen=True)
 class FailedReload:
-    """A reload that failed: why, and the parameters to set back to the running model's."""
+    """A reload that failed: why, and the settings of the model that keeps running."""
 
     reason: str
-    revert: dict[str, SettingValue]
+    running: NodeSettings
 
 
 class ModelSlot:
@@ -89,9 +88,14 @@ class ModelSlot:
         with self._lock:
             self._pending = settings
 
+    def cancel_reload(self) -> None:
+        """Forget a requested reload that has not started."""
+        with self._lock:
+            self._pending = None
+
     def reload_if_pending(self) -> FailedReload | None:
         """Carry out a requested reload (the worker calls this); on failure the running model
-        stays and the result says why and what to set back."""
+        stays and the result says why."""
         with self._lock:
             pending, self._pending = self._pending, None
         if pending is None:
@@ -99,10 +103,7 @@ class ModelSlot:
         try:
             model, recognizer = self._open(pending)
         except Exception as error:  # any failure keeps the running model (MemoryError too)
-            running = self.loaded_with
-            revert = {name: running.value(name) for name in RELOAD_PARAMETERS
-                      if pending.value(name) != running.value(name)}
-            return FailedReload(str(error), revert)
+            return FailedReload(str(error), self.loaded_with)
         self._swap(model, recognizer, pending)
         self.reloads += 1
         return None
@@ -132,6 +133,7 @@ class ModelSlot:
         """Load a model freed by :meth:`release`; ``ModelLoadError`` if it fails."""
         if not self._released:
             return
+        self.cancel_reload()  # ``settings`` are the latest: one load, not two
         model, recognizer = self._open(settings)
         self._swap(model, recognizer, settings)  # the released model is closed already
         self._released = False

@@ -47,9 +47,10 @@ def read_onnx_model(path: str | os.PathLike[str], *, allow_5d: bool,
     """Read and check ``path`` (see the module docstring); :class:`ModelLoadError` naming the
     file and the reason."""
     path = Path(path)
-    if not path.is_file():
-        raise ModelLoadError(f'model file not found: {path}')
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise ModelLoadError(f'cannot read model {path}: {error}') from error
     try:
         metadata, digest = read_onnx_metadata(data)
     except ValueError as error:

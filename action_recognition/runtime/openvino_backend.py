@@ -112,8 +112,6 @@ class OpenVinoBackend:
                  logger: logging.Logger | None = None) -> None:
         self.logger = logger or LOGGER
         self.path = Path(path)
-        if not self.path.is_file():
-            raise ModelLoadError(f'model file not found: {self.path}')
         if precision not in _HINTS:
             raise ModelLoadError(f'precision must be one of {list(_HINTS)}, got {precision!r}')
         try:

@@ -49,13 +49,11 @@ class LoadedModel:
         path: the model file.
         backend: the backend that runs it.
         spec: its spec, with the labels of a label file where the model carries none.
-        settings: the backend settings it was loaded with.
     """
 
     path: Path
     backend: Backend
     spec: ModelSpec
-    settings: BackendSettings
 
     def recognizer(self, settings: StreamSettings | None = None, *,
                    logger: logging.Logger | None = None) -> Recognizer:
@@ -145,6 +143,6 @@ def load_model(model: ModelSettings, backend: BackendSettings, *, streaming: boo
         opened.close()
         raise ModelLoadError(f'model {path} is incompatible with the parameters: '
                              + '; '.join(problems))
-    loaded = LoadedModel(path, opened, spec, backend)
+    loaded = LoadedModel(path, opened, spec)
     logger.info(loaded.describe())
     return loaded

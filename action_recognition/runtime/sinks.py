@@ -1,7 +1,7 @@
 """Outputs of offline runs: JSON lines, a rosbag2 MCAP recording, an annotated video.
 
 Every sink receives the recogniser's result type,
-:class:`~action_recognition.runtime.recognizer.Recognition` (one per window), through
+:class:`~action_recognition.runtime.results.Recognition` (one per window), through
 :meth:`Sink.write`, and every source frame through :meth:`Sink.write_frame` (only the video sink
 uses frames). Formats:
 

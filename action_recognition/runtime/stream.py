@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from action_recognition.data.preprocess import prepare_frame
+from action_recognition.logs import describe_error
 from action_recognition.logs import Throttle
 from action_recognition.runtime.clip_buffer import Clip
 from action_recognition.runtime.clip_buffer import ClipBuffer
@@ -144,10 +145,16 @@ class Stream:
         """Prepare and buffer one frame; returns whether a window is now due.
 
         The frame was checked where it entered (:func:`~action_recognition.runtime.frames.
-        make_frame`): it is prepared (resized, cropped) and copied into the ring once.
+        make_frame`): it is prepared (resized, cropped) and copied into the ring once. A frame
+        that cannot be prepared is refused (counted in ``frames_dropped``, logged); nothing
+        raises.
         """
         arrival = time.perf_counter()
-        prepared = prepare_frame(frame.image, self.spec).transpose(2, 0, 1)
+        try:
+            prepared = prepare_frame(frame.image, self.spec).transpose(2, 0, 1)
+        except Exception as error:  # an elongated frame, cv2 out of memory: never out of here
+            self.refuse(f'preparing it failed: {describe_error(error)}', frame.frame_id)
+            return False
         with self._lock:
             self._counters.frames_in += 1
             position = self.buffer.push(prepared, frame.stamp_ns, frame.frame_id,
@@ -183,8 +190,8 @@ class Stream:
                     self._counters.clips_dropped += 1
                     return None
             clip = self.buffer.latest_clip(mark=False)
-            newest = int(clip.indices[-1])
-            self._last_taken = newest
+            newest = int(clip.indices[-1])  # the last sampled frame: its arrival is the latency's
+            self._last_taken = self.buffer.frames_pushed - 1  # the newest frame seen
             arrival = next((t for p, t in reversed(self._arrival) if p == newest),
                            time.perf_counter())
             return Window(self, clip, arrival)

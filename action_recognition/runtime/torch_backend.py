@@ -64,7 +64,7 @@ class TorchBackend:
         if precision not in _DTYPES:
             raise ValueError(f"precision must be 'fp32', 'fp16' or 'bf16', got {precision!r}")
         if precision == 'fp16' and not device.startswith('cuda'):
-            raise ValueError('fp16 (half=True) is only supported on CUDA devices')
+            raise ValueError('fp16 is only supported on CUDA devices')
         if streaming and not supports_streaming(model):
             raise ValueError(f'model {spec.model!r} has no forward_2d/forward_3d: it cannot '
                              f'stream')
@@ -154,9 +154,8 @@ def open_torch_backend(path: Path, *, device: str, precision: str, threads: int 
                        streaming: bool, allow_5d: bool, logger: logging.Logger) -> TorchBackend:
     """The backend of a checkpoint for :func:`~action_recognition.runtime.backends.
     load_backend`: ``threads`` sets torch's (process-wide) thread count; a model the registry
-    marks as 5D is refused unless ``allow_5d``."""
-    if precision not in _DTYPES:
-        raise ModelLoadError(f'precision {precision} applies to the openvino backend')
+    marks as 5D is refused unless ``allow_5d``. ``precision`` was checked with the device by
+    :func:`~action_recognition.runtime.settings.backend_problems`."""
     if threads is not None:
         torch.set_num_threads(threads)
     backend = TorchBackend.from_checkpoint(path, device=device,

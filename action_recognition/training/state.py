@@ -32,6 +32,7 @@ from action_recognition.files import atomic_write_bytes
 from action_recognition.files import OutputExistsError
 from action_recognition.files import remove_stale_temporaries
 from action_recognition.io import checkpoint as ckpt
+from action_recognition.io.specs import put_checkpoint_spec
 from action_recognition.serialization import CheckpointError
 from action_recognition.spec import ModelSpec
 from action_recognition.training.config import config_to_dict
@@ -157,13 +158,13 @@ def save_checkpoint(out_dir: Path, *, spec: ModelSpec, model: nn.Module, optim: 
     ``last.pt`` (:func:`prepare_output_dir`); the other order would leave a ``best.pt`` from an
     epoch no checkpoint records.
     """
-    state = {
-        'spec': spec.to_dict(), 'model_state': model.state_dict(), **optim.state_dict(),
+    state = put_checkpoint_spec({
+        'model_state': model.state_dict(), **optim.state_dict(),
         'epoch': run.epoch, 'step': run.step, 'config': config_to_dict(config),
         'metrics': {'best_top1': run.best_top1, 'best_epoch': run.best_epoch,
                     'history': run.history, 'last': dict(run.last_metrics)},
         'rng_state': rng_state(),
-    }
+    }, spec)
     ckpt.save_checkpoint(out_dir / 'last.pt', state)
     if improved:
         ckpt.save_checkpoint(out_dir / 'best.pt', state)
