@@ -98,7 +98,7 @@ def generate_launch_description() -> LaunchDescription:
                         "'openvino:NPU', overriding params_file; empty: keep it"),
         DeclareLaunchArgument(
             'precision', default_value='',
-            description='fp32, bf16 or int8 (see the parameter), overriding params_file; '
+            description='fp32, fp16, bf16 or int8 (see the parameter), overriding params_file; '
                         'empty: keep it'),
         DeclareLaunchArgument(
             'autostart', default_value='true',

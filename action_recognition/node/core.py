@@ -236,7 +236,8 @@ class NodeCore:
 
     def step(self) -> list[Recognition]:
         """Apply a pending reload, then run the due windows; the worker calls this."""
-        self._reload_if_pending()
+        if self.slot.reload_requested:
+            self._reload_if_pending()
         if not self._settings.node.enabled or not self.scheduler.may_run():
             return []
         results = self.slot.recognizer.run_due()
@@ -245,7 +246,8 @@ class NodeCore:
         else:
             self.scheduler.ran()
             self.recognitions += len(results)
-            self._latencies.extend(float(result.latency_s) for result in results)
+            for result in results:
+                self._latencies.append(result.latency_s)
         return results
 
     def debug_image(self, result: Recognition) -> np.ndarray | None:

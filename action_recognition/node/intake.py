@@ -95,6 +95,8 @@ class FrameIntake:
 
     def passed_on(self, frame: Frame, *, keep_for_debug: bool) -> None:
         """``frame`` went to the recogniser: keep it for the debug image while one is wanted."""
+        if not keep_for_debug and not self._debug:
+            return  # nobody watches, nothing kept: the common case, without the lock
         with self._lock:
             if keep_for_debug:
                 self._debug.append((frame.index, frame.image))

@@ -88,6 +88,11 @@ class ModelSlot:
         with self._lock:
             self._pending = settings
 
+    @property
+    def reload_requested(self) -> bool:
+        """Whether a reload waits for the worker."""
+        return self._pending is not None
+
     def cancel_reload(self) -> None:
         """Forget a requested reload that has not started."""
         with self._lock:

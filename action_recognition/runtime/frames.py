@@ -37,7 +37,7 @@ __all__ = ['Frame', 'FrameError', 'make_frame', 'header_stamp_ns', 'Drops', 'Fra
 BAD_FRAME = 'bad frame'
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Frame:
     """One frame, checked (:func:`make_frame`, or decoded by :class:`FrameDecoder`).
 

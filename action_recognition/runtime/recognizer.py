@@ -81,6 +81,9 @@ class Recognizer:
 
     def stream(self, key: str = DEFAULT_STREAM) -> Stream:
         """The stream ``key``, made with the recogniser's settings on first use."""
+        found = self._streams.get(key)  # one dict lookup: atomic, no lock needed to find it
+        if found is not None:
+            return found
         with self._lock:
             found = self._streams.get(key)
             if found is None:
@@ -166,9 +169,9 @@ class Recognizer:
             chosen = list(self._streams.values()) if streams is None else \
                 [self._streams[key] for key in streams if key in self._streams]
         windows = [window for stream in chosen if (window := stream.take()) is not None]
-        if not windows:
-            return []
-        limit = getattr(self.backend, 'max_batch', None) or len(windows)
+        limit = self.backend.max_batch or len(windows)
+        if len(windows) <= limit:
+            return self._run(windows) if windows else []
         results = []
         for start in range(0, len(windows), limit):
             results += self._run(windows[start:start + limit])
@@ -184,11 +187,11 @@ class Recognizer:
                     window.stream.failed(window, error)
                 return []
             inference_s = time.perf_counter() - start
-        rows = list(logits) if logits.ndim == 2 and len(logits) == len(windows) else \
-            [logits] * len(windows)  # malformed: every stream drops its window, naming it
+        if logits.ndim != 2 or len(logits) != len(windows):
+            logits = np.stack([logits] * len(windows))  # malformed: each stream drops it
         results = []
-        for window, row in zip(windows, rows):
-            result = window.stream.finish(window, row, inference_s)
+        for index, window in enumerate(windows):
+            result = window.stream.finish(window, logits[index], inference_s)
             if result is not None:
                 results.append(result)
         return results

@@ -60,7 +60,7 @@ class StreamCounters:
                                 for f in fields(self)))
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Window:
     """A due window taken from a stream, to run through the backend.
 
