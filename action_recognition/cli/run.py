@@ -43,6 +43,8 @@ from action_recognition.settings import SettingValue
 
 LOGGER = logging.getLogger('action_recognition.run')
 
+#: The settings ``run`` takes as flags: the pipeline's.
+GROUPS = (ModelSettings, BackendSettings, StreamSettings, InputSettings)
 #: Where ``run``'s defaults differ from the node's: every CPU thread, every label, no smoothing.
 RUN_DEFAULTS: dict[str, SettingValue] = {'threads': 0, 'score_threshold': 0.0,
                                          'smoothing': 'none'}
@@ -59,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='FILE.jsonl (one line per recognition), FILE.mcap (rosbag2 '
                              'directory FILE/ with vision_msgs/Classification), or FILE.mp4 '
                              '(annotated video)')
-    for group in (ModelSettings, BackendSettings, StreamSettings, InputSettings):
+    for group in GROUPS:
         add_setting_arguments(parser, group, defaults=RUN_DEFAULTS)
     parser.add_argument('--half', action='store_true',
                         help='deprecated: use --precision fp16')
@@ -89,7 +91,7 @@ def _settings(args: argparse.Namespace) -> tuple[ModelSettings, BackendSettings,
     if args.max_frames is not None and args.max_frames < 1:
         problems.append(f'--max-frames must be >= 1, got {args.max_frames}')
     groups = []
-    for group in (ModelSettings, BackendSettings, StreamSettings, InputSettings):
+    for group in GROUPS:
         try:
             groups.append(from_arguments(group, args))
         except SettingsError as error:

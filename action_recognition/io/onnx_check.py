@@ -85,9 +85,17 @@ def check_onnx_4d_only(model_proto: Any, *, limit: int = MAX_RANK) -> list[str]:
     initializer and constant has a known rank ``<= limit`` and no convolution has a 3D kernel.
     """
 
+    return _problems(_infer(_checked_proto(model_proto)), limit)
+
+
+def _checked_proto(model_proto: Any) -> Any:
     if not isinstance(model_proto, onnx.ModelProto):
         raise TypeError(f'expected an onnx.ModelProto, got {type(model_proto).__name__}')
-    inferred = _infer(model_proto)
+    return model_proto
+
+
+def _problems(inferred: Any, limit: int) -> list[str]:
+    """:func:`check_onnx_4d_only` of a graph after shape inference."""
     problems: list[str] = []
     for path, graph in _subgraphs(inferred.graph):
         ranks: dict[str, int] = {}
@@ -139,7 +147,10 @@ def check_onnx_4d_only(model_proto: Any, *, limit: int = MAX_RANK) -> list[str]:
 
 def max_rank(model_proto: Any) -> int:
     """The largest known tensor rank in ``model_proto`` after shape inference (for reports)."""
-    inferred = _infer(model_proto)
+    return _max_rank(_infer(model_proto))
+
+
+def _max_rank(inferred: Any) -> int:
     best = 0
     for _path, graph in _subgraphs(inferred.graph):
         for init in graph.initializer:
@@ -157,8 +168,8 @@ def rank_proof(model_proto: Any) -> RankProof:
     (:class:`~action_recognition.io.specs.RankProof`): the problems :func:`check_onnx_4d_only`
     finds (a check that cannot run is a problem too), the largest rank and the graph's hash."""
     try:
-        problems = check_onnx_4d_only(model_proto)
-        rank = max_rank(model_proto)
+        inferred = _infer(_checked_proto(model_proto))  # once, for both
+        problems, rank = _problems(inferred, MAX_RANK), _max_rank(inferred)
     except Exception as error:
         problems, rank = [f'the rank check could not run ({type(error).__name__}: {error})'], 0
     digest = hashlib.sha256(model_proto.graph.SerializeToString()).hexdigest()

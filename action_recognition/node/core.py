@@ -49,6 +49,7 @@ from action_recognition.node.scheduler import Scheduler
 from action_recognition.node.slot import ModelSlot
 from action_recognition.node.slot import RELOAD_PARAMETERS
 from action_recognition.runtime.annotate import annotate
+from action_recognition.runtime.frames import BAD_FRAME
 from action_recognition.runtime.frames import Frame
 from action_recognition.runtime.protocol import Backend
 from action_recognition.runtime.results import Recognition
@@ -155,8 +156,8 @@ class NodeCore:
 
     def _reload_if_pending(self) -> None:
         before = self.slot.reloads
-        failed = self.slot.reload_if_pending()
-        if failed is None:
+        failure = self.slot.reload_if_pending()
+        if failure is None:
             if self.slot.reloads != before:  # reloaded: what changed since applies to it too
                 self.reload_error = None
                 with self._lock:
@@ -165,7 +166,7 @@ class NodeCore:
             return
         # Every reload parameter goes back to what runs (a valid whole: it was loaded), a
         # request made meanwhile included (it was made on top of the failed one).
-        running = failed.running
+        running = self.slot.loaded_with
         with self._lock:
             self.slot.cancel_reload()
             revert = {name: running.value(name) for name in RELOAD_PARAMETERS
@@ -174,7 +175,7 @@ class NodeCore:
                                      backend=running.backend)
         shown = ', '.join(f'{name}={value!r}' for name, value in revert.items())
         self.reload_error = (f'model reload failed, keeping {self.slot.model.path}: '
-                             f'{failed.reason}; parameters reverted to what runs ({shown})')
+                             f'{failure}; parameters reverted to what runs ({shown})')
         self.logger.error(self.reload_error)
         if self.on_revert is not None and revert:
             self.on_revert(revert)
@@ -259,12 +260,13 @@ class NodeCore:
 
     # -- diagnostics (timer thread) -----------------------------------------------------------
 
-    def counters(self) -> dict[str, int]:
-        """Totals over the node's life (across model reloads)."""
-        undecodable, refused, _, _ = self.intake.counts()
+    def _counters(self, drops: dict[str, int]) -> dict[str, int]:
+        """Totals over the node's life (across model reloads); ``drops``: the intake's by kind.
+        """
+        refused = drops.get(BAD_FRAME, 0)  # refused by the frame check, not undecodable
         streams = self.slot.counters()
         return {'frames_received': self.intake.frames_received,
-                'frames_undecodable': undecodable,
+                'frames_undecodable': sum(drops.values()) - refused,
                 'frames_dropped': refused + streams.frames_dropped,
                 'frames_missing': self.intake.sequence.missing,
                 'clips_run': streams.clips_run, 'clips_dropped': streams.clips_dropped,
@@ -273,11 +275,12 @@ class NodeCore:
     def diagnostics(self) -> DiagnosticsReport:
         """The status for ``/diagnostics``; compares counters with the previous call."""
         model = self.slot.model
-        _, _, kinds, reasons = self.intake.counts()
+        kinds = self.intake.drops.counts()
         return self._diagnostics.report(Snapshot(
             now=self.clock(), started=self._started,
-            last_frame_time=self.intake.last_frame_time, counters=self.counters(),
-            drop_kinds=kinds, drop_reasons=reasons, latencies=list(self._latencies),
+            last_frame_time=self.intake.last_frame_time, counters=self._counters(kinds),
+            drop_kinds=kinds, drop_reasons=self.intake.drops.reasons(),
+            latencies=list(self._latencies),
             input_gaps=self.intake.sequence.gaps, period_ns=self.intake.sequence.period_ns,
             backend=model.backend.name, device=model.backend.device, model=str(model.path),
             settings=self._settings, reload_error=self.reload_error,

@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 
 from action_recognition.node.diagnostics import SequenceMonitor
-from action_recognition.runtime.frames import BAD_FRAME
 from action_recognition.runtime.frames import Drops
 from action_recognition.runtime.frames import Frame
 from action_recognition.runtime.frames import FrameDecoder
@@ -110,10 +109,3 @@ class FrameIntake:
                 if kept == index:
                     return image
         return None
-
-    def counts(self) -> tuple[int, int, dict[str, int], dict[str, str]]:
-        """``(frames undecodable, frames refused by the frame check, drops by kind, the
-        latest reason of each kind)``."""
-        kinds = self.drops.counts()
-        refused = kinds.get(BAD_FRAME, 0)
-        return sum(kinds.values()) - refused, refused, kinds, self.drops.reasons()

@@ -42,8 +42,8 @@ from action_recognition.settings import SettingsError
 from action_recognition.settings import SettingValue
 
 __all__ = ['NodeOptions', 'SubscriptionSettings', 'NodeSettings', 'GROUPS', 'PARAMETERS',
-           'HALF', 'ParameterError', 'parse_parameters', 'definition_of', 'parameter_names',
-           'changed_names', 'default_yaml']
+           'HALF', 'ParameterError', 'parse_parameters', 'definition_of', 'changed_names',
+           'default_yaml']
 
 LOGGER = logging.getLogger('action_recognition.node')
 
@@ -92,10 +92,6 @@ class NodeSettings:
         """The value of parameter ``name``."""
         value: SettingValue = getattr(getattr(self, _GROUP_OF[name]), name)
         return value
-
-    def values(self) -> dict[str, SettingValue]:
-        """Every parameter's value, by name, in declaration order."""
-        return {info.name: self.value(info.name) for info in PARAMETERS}
 
     @property
     def stream_settings(self) -> StreamSettings:
@@ -164,11 +160,6 @@ def parse_parameters(values: Mapping[str, Any], *, base: NodeSettings | None = N
 def definition_of(name: str) -> SettingInfo | None:
     """The declaration of parameter ``name`` (``None`` for an unknown name)."""
     return _BY_NAME.get(name)
-
-
-def parameter_names() -> list[str]:
-    """Every parameter name, in declaration order."""
-    return [info.name for info in PARAMETERS]
 
 
 def changed_names(old: NodeSettings, new: NodeSettings) -> list[str]:

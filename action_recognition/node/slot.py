@@ -14,7 +14,6 @@ node is inactive; :meth:`~ModelSlot.resume` loads the model again.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 import logging
 import threading
 
@@ -26,18 +25,10 @@ from action_recognition.runtime.protocol import Backend
 from action_recognition.runtime.recognizer import Recognizer
 from action_recognition.runtime.stream import StreamCounters
 
-__all__ = ['ModelSlot', 'FailedReload', 'RELOAD_PARAMETERS']
+__all__ = ['ModelSlot', 'RELOAD_PARAMETERS']
 
 #: The parameters whose change reloads the model.
 RELOAD_PARAMETERS = tuple(info.name for info in PARAMETERS if info.applies == 'reload')
-
-
-@dataclass(frozen=True)
-class FailedReload:
-    """A reload that failed: why, and the settings of the model that keeps running."""
-
-    reason: str
-    running: NodeSettings
 
 
 class ModelSlot:
@@ -98,9 +89,9 @@ class ModelSlot:
         with self._lock:
             self._pending = None
 
-    def reload_if_pending(self) -> FailedReload | None:
+    def reload_if_pending(self) -> str | None:
         """Carry out a requested reload (the worker calls this); on failure the running model
-        stays and the result says why."""
+        (:attr:`loaded_with`) stays and the result says why."""
         with self._lock:
             pending, self._pending = self._pending, None
         if pending is None:
@@ -108,7 +99,7 @@ class ModelSlot:
         try:
             model, recognizer = self._open(pending)
         except Exception as error:  # any failure keeps the running model (MemoryError too)
-            return FailedReload(str(error), self.loaded_with)
+            return str(error)
         self._swap(model, recognizer, pending)
         self.reloads += 1
         return None

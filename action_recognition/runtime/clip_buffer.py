@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from action_recognition.data.sampling import stream_indices
+from action_recognition.runtime.frames import is_stamp_ns
 from action_recognition.spec import ModelSpec
 
 __all__ = ['ClipBuffer', 'Clip']
@@ -157,7 +158,7 @@ class ClipBuffer:
         source (default: its stream position); ``source_shape`` the frame's shape before
         preparation (a change of it restarts the ring). Returns the item's stream position.
         """
-        if isinstance(stamp_ns, (bool, float)) or not isinstance(stamp_ns, (int, np.integer)):
+        if not is_stamp_ns(stamp_ns):
             raise ValueError(f'stamp_ns must be integer nanoseconds, got {stamp_ns!r}')
         stamp = int(stamp_ns)
         shape = tuple(int(s) for s in item.shape)

@@ -30,7 +30,8 @@ from action_recognition.data.preprocess import frame_problem
 from action_recognition.logs import describe_error
 from action_recognition.logs import Throttle
 
-__all__ = ['Frame', 'FrameError', 'make_frame', 'header_stamp_ns', 'Drops', 'FrameDecoder',
+__all__ = ['Frame', 'FrameError', 'make_frame', 'is_stamp_ns', 'header_stamp_ns', 'Drops',
+           'FrameDecoder',
            'BAD_FRAME']
 
 #: The :class:`Drops` kind of a frame refused by :func:`make_frame`.
@@ -71,9 +72,15 @@ def make_frame(image: Any, stamp_ns: Any, frame_id: str = '', index: int = 0) ->
     problem = frame_problem(image, min_side=2)
     if problem is not None:
         raise FrameError(problem)
-    if isinstance(stamp_ns, (bool, float)) or not isinstance(stamp_ns, (int, np.integer)):
+    if not is_stamp_ns(stamp_ns):
         raise FrameError(f'stamp {stamp_ns!r} is not integer nanoseconds')
     return Frame(image, int(stamp_ns), frame_id, int(index))
+
+
+def is_stamp_ns(value: Any) -> bool:
+    """Whether ``value`` is a stamp in integer nanoseconds (an int or numpy integer, not a
+    bool or a float)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def header_stamp_ns(header: Any) -> int:
@@ -169,7 +176,7 @@ class FrameDecoder:
             self.drops.add('decoder error', f'converting the image raised '
                                             f'{describe_error(error)}', where=where)
             return None
-        return self._checked(image, stamp, frame_id, index, where)
+        return self.checked(image, stamp, frame_id, index, where=where)
 
     def frame(self, image: Any, stamp_ns: Any, frame_id: str = '', index: int = 0, *,
               where: str = '') -> Frame | None:
@@ -182,10 +189,11 @@ class FrameDecoder:
                                         f'{self.max_pixels} pixels', hint=self.oversize_hint,
                            where=where)
             return None
-        return self._checked(image, stamp_ns, frame_id, index, where)
+        return self.checked(image, stamp_ns, frame_id, index, where=where)
 
-    def _checked(self, image: Any, stamp_ns: Any, frame_id: str, index: int,
-                 where: str) -> Frame | None:
+    def checked(self, image: Any, stamp_ns: Any, frame_id: str = '', index: int = 0, *,
+                where: str = '') -> Frame | None:
+        """:func:`make_frame`, or ``None`` with the refusal counted as ``'bad frame'``."""
         try:
             return make_frame(image, stamp_ns, frame_id, index)
         except FrameError as error:

@@ -95,6 +95,11 @@ class Recognizer:
         with self._lock:
             return list(self._streams)
 
+    def _all(self) -> list[Stream]:
+        """The streams now (a copy: one may be added while the caller goes through them)."""
+        with self._lock:
+            return list(self._streams.values())
+
     def remove_stream(self, key: str) -> None:
         """Forget stream ``key`` (its counters stay in :meth:`counters`)."""
         with self._lock:
@@ -104,26 +109,22 @@ class Recognizer:
 
     def apply(self, settings: StreamSettings) -> None:
         """New settings for every stream (a run-time change)."""
-        with self._lock:
-            self.settings = settings
-            streams = list(self._streams.values())
-        for stream in streams:
+        self.settings = settings  # for streams made from now on
+        for stream in self._all():
             stream.apply(settings)
 
     def counters(self) -> StreamCounters:
         """The totals of every stream, removed ones included."""
-        with self._lock:
-            streams = list(self._streams.values())
+        with self._lock:  # the removed streams' and the others' at one moment
             total = self._retired
+            streams = list(self._streams.values())
         for stream in streams:
             total = total + stream.counters
         return total
 
     def reset(self) -> None:
         """Forget every stream's frames, smoothing and active actions (counters kept)."""
-        with self._lock:
-            streams = list(self._streams.values())
-        for stream in streams:
+        for stream in self._all():
             stream.reset()
 
     # -- frames in ---------------------------------------------------------------------------

@@ -27,12 +27,9 @@ from rosbags.highlevel import AnyReader
 from action_recognition.data.images import DEFAULT_MAX_PIXELS
 from action_recognition.io.messages import action_typestore
 from action_recognition.logs import one_line
-from action_recognition.runtime.frames import BAD_FRAME
 from action_recognition.runtime.frames import Drops
 from action_recognition.runtime.frames import Frame
 from action_recognition.runtime.frames import FrameDecoder
-from action_recognition.runtime.frames import FrameError
-from action_recognition.runtime.frames import make_frame
 
 __all__ = ['FrameSource', 'VideoSource', 'CameraSource', 'BagSource', 'open_source',
            'SourceError', 'IMAGE_TYPES', 'BAG_SUFFIXES']
@@ -60,9 +57,11 @@ class FrameSource:
 
     name: str = 'source'
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_image_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         self.frames_read = 0
         self.drops = Drops(_LOGGER)
+        self.decoder = FrameDecoder(self.drops, max_pixels=max_image_pixels,
+                                    oversize_hint=' (raise --max-image-pixels to accept it)')
         self._total: int | None = None  # set by a source that knows its length
         self._fps: float | None = None  # and its nominal rate
 
@@ -88,13 +87,9 @@ class FrameSource:
 
     def _frame(self, image: np.ndarray, stamp_ns: int, frame_id: str,
                index: int) -> Frame | None:
-        """The checked frame (:func:`~action_recognition.runtime.frames.make_frame`), or
-        ``None`` with the refusal counted."""
-        try:
-            return make_frame(image, stamp_ns, frame_id, index)
-        except FrameError as error:
-            self.drops.add(BAD_FRAME, str(error), where=f'{self.name}: frame {index}: ')
-            return None
+        """The checked frame of a video or camera, or ``None`` with the refusal counted."""
+        return self.decoder.checked(image, stamp_ns, frame_id, index,
+                                    where=f'{self.name}: frame {index}: ')
 
     def __iter__(self) -> Iterator[Frame]:
         raise NotImplementedError
@@ -222,11 +217,9 @@ class BagSource(FrameSource):
 
     def __init__(self, path: str | os.PathLike[str], *, image_topic: str | None = None,
                  max_image_pixels: int = DEFAULT_MAX_PIXELS) -> None:
-        super().__init__()
+        super().__init__(max_image_pixels=max_image_pixels)
         self.path = _bag_dir(Path(path))
         self.name = f'{self.path}'
-        self.decoder = FrameDecoder(self.drops, max_pixels=max_image_pixels,
-                                    oversize_hint=' (raise --max-image-pixels to accept it)')
         self._reader: Any = AnyReader([self.path], default_typestore=action_typestore())
         try:
             self._reader.open()
